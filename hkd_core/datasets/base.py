@@ -1,0 +1,84 @@
+"""The Dataset record every loader returns and every model, metric and view consumes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METRICS = ("euclidean", "poincare")
+
+
+@dataclass
+class Dataset:
+    """Embeddings with their names, optional labels, split and hierarchy.
+
+    X        float32 array (n, d): the embeddings (all rows, train and test).
+    names    one name per row (synset name, file name, ``p123``).
+    labels   one label per row, or None.
+    metric   geometry of X: "euclidean" or "poincare" (distance used for p_{j|i} and neighbours).
+    train_idx / test_idx  row indices of the split, or None when there is no split.
+    hierarchy  optional mapping child label -> parent label (e.g. CIFAR class -> superclass).
+    """
+
+    name: str
+    X: np.ndarray
+    names: list[str]
+    labels: list[str] | None = None
+    metric: str = "euclidean"
+    train_idx: np.ndarray | None = None
+    test_idx: np.ndarray | None = None
+    hierarchy: dict[str, str] | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        X = np.asarray(self.X)
+        if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+            raise ValueError(f"Dataset {self.name!r}: X must be a 2-d array with at least 2 rows, got shape {X.shape}")
+        if not np.issubdtype(X.dtype, np.number):
+            raise ValueError(f"Dataset {self.name!r}: X must be numeric, got dtype {X.dtype}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"Dataset {self.name!r}: X contains NaN or Inf")
+        self.X = X.astype(np.float32, copy=False)
+        if len(self.names) != len(X):
+            raise ValueError(f"Dataset {self.name!r}: {len(self.names)} names for {len(X)} rows")
+        self.names = [str(s) for s in self.names]
+        if self.labels is not None:
+            if len(self.labels) != len(X):
+                raise ValueError(f"Dataset {self.name!r}: {len(self.labels)} labels for {len(X)} rows")
+            self.labels = [str(s) for s in self.labels]
+        if self.metric not in METRICS:
+            raise ValueError(f"Dataset {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
+
+    @property
+    def n(self) -> int:
+        return len(self.X)
+
+    @property
+    def has_split(self) -> bool:
+        return self.train_idx is not None and self.test_idx is not None
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> "Dataset":
+        """Rows ``idx`` as a Dataset of their own (no split)."""
+        idx = np.asarray(idx)
+        return Dataset(
+            name=name or self.name,
+            X=self.X[idx],
+            names=[self.names[i] for i in idx],
+            labels=None if self.labels is None else [self.labels[i] for i in idx],
+            metric=self.metric,
+            hierarchy=self.hierarchy,
+            description=self.description,
+        )
+
+    def train(self) -> "Dataset":
+        return self.subset(self.train_idx, self.name + ":train") if self.has_split else self
+
+    def test(self) -> "Dataset":
+        return self.subset(self.test_idx, self.name + ":test") if self.has_split else self
+
+    def index_of(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"{name!r} is not in dataset {self.name!r}") from None

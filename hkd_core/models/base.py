@@ -1,0 +1,138 @@
+"""What every code model shares: the estimator API, device choice, saving without pickle.
+
+A code model maps embeddings X (n, d) to integer codes (n, D) with values in [0, K):
+
+    model = make_model("hkd", K=16, D=16).fit(X)       # or HKD(K=16, D=16).fit(X)
+    model.codes_                 # codes of the training rows
+    model.transform(X_new)       # codes of new rows
+    model.inverse_transform(c)   # reconstructions from codes
+    model.history_               # one dict per epoch: {"epoch": e, "loss": ..., <terms>}
+    model.save(dir); load_model(dir)
+
+Saved models are ``params.json`` + ``state.npz`` (numpy arrays, loaded with allow_pickle=False):
+nothing in a saved model is executed on load.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+ProgressCallback = Callable[[dict], None]
+
+
+def choose_device(device: str = "auto"):
+    """'auto' -> CUDA when available, else CPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {rng}, got {value}")
+    return int(value)
+
+
+def check_float(name: str, value, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_X(X, name: str = "X", min_rows: int = 2) -> np.ndarray:
+    try:
+        X = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric 2-d array: {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-d (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} rows, got {X.shape[0]}")
+    if X.shape[1] < 1:
+        raise ValueError(f"{name} needs at least one feature column")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return X
+
+
+class CodeModel(BaseEstimator):
+    """Base of all code models. Subclasses implement fit, transform, inverse_transform and
+    ``_get_state() -> dict[str, np.ndarray]`` / ``_set_state(state, n_features)`` for saving."""
+
+    model_name: str = "base"
+
+    def _check_codes(self, codes) -> np.ndarray:
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.D:
+            raise ValueError(f"codes must have shape (n, D={self.D}), got {codes.shape}")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.K):
+            raise ValueError(f"code values must be in [0, K={self.K}), got [{codes.min()}, {codes.max()}]")
+        return codes.astype(np.int64)
+
+    def fit_transform(self, X, y=None, **fit_kwargs) -> np.ndarray:
+        return self.fit(X, **fit_kwargs).codes_
+
+    # -- persistence: json + npz, never pickle ------------------------------------------
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        params = {k: v for k, v in self.get_params().items() if _jsonable(v)}
+        meta = {"model": self.model_name, "params": params, "n_features": int(self.n_features_in_)}
+        with open(os.path.join(directory, "params.json"), "w") as fh:
+            json.dump(meta, fh, indent=2)
+        state = dict(self._get_state())
+        state["codes_"] = np.asarray(self.codes_, dtype=np.int64)
+        np.savez(os.path.join(directory, "state.npz"), **state)
+
+    def _get_state(self) -> dict:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict, n_features: int) -> None:
+        raise NotImplementedError
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except TypeError:
+        return False
+
+
+def load_model(directory: str) -> CodeModel:
+    """Load a model saved by ``CodeModel.save`` (json + npz; nothing is unpickled)."""
+    from hkd_core.models import make_model
+
+    with open(os.path.join(directory, "params.json")) as fh:
+        meta = json.load(fh)
+    model = make_model(meta["model"], **meta["params"])
+    with np.load(os.path.join(directory, "state.npz"), allow_pickle=False) as npz:
+        state = {k: npz[k] for k in npz.files}
+    model.codes_ = state.pop("codes_")
+    model.n_features_in_ = meta["n_features"]
+    model._set_state(state, meta["n_features"])
+    return model
