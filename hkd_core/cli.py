@@ -1,0 +1,197 @@
+"""Command line: ``python -m hkd_core {datasets,train,reproduce,neighbours}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hkd_core.models import MODEL_NAMES
+
+# command-line flag -> model parameter; only the flags a user gives are passed on, and a model
+# that does not take one says so (models/__init__.make_model)
+MODEL_FLAGS = {
+    "K": int, "D": int, "seed": int, "epochs": int, "lr": float, "batch_size": int,
+    "alpha": float, "beta": float, "decay": float, "w0": float, "code_dim": int,
+    "n_kmeans_exemplars": int, "n_random_exemplars": int, "n_neighbour_exemplars": int,
+    "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
+    "optimizer": str, "device": str, "activation": str, "composition": str,
+}
+LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
+DATASET_FLAGS = {"data_dir": str, "backbone": str, "backbone_epochs": int, "limit": int,
+                 "variant": str, "download": bool}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hkd_core",
+                                     description="Hierarchical K-way D-dimensional codes of embeddings")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("datasets", help="list datasets and whether their data is present")
+
+    train = sub.add_parser("train", help="train a model and write codes, metrics and the model")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--model", required=True, choices=MODEL_NAMES)
+    train.add_argument("--out", required=True, help="output directory")
+    _add_model_flags(train)
+    _add_dataset_flags(train)
+
+    rep = sub.add_parser("reproduce", help="print the paper's tables")
+    rep.add_argument("experiment", choices=("synthetic", "mammals"))
+    rep.add_argument("--json", help="also write the tables' numbers to this file")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--epochs", type=int, help="override the training epochs of every model")
+    rep.add_argument("--variant", help="mammals: which shipped Poincare embedding")
+
+    nb = sub.add_parser("neighbours", help="an entity's nearest neighbours with codes and shared prefixes")
+    nb.add_argument("entity")
+    nb.add_argument("--dataset", default="mammals")
+    nb.add_argument("--model", default="hkd", choices=MODEL_NAMES)
+    nb.add_argument("--k", type=int, default=10)
+    nb.add_argument("--run", help="a run directory written by `train` (default: train or reuse a cached run)")
+    _add_model_flags(nb)
+    _add_dataset_flags(nb)
+    return parser
+
+
+def _add_model_flags(p):
+    g = p.add_argument_group("model parameters (defaults: the paper's settings for the dataset)")
+    for name, typ in MODEL_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=typ)
+    for name, typ in LIST_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, nargs="+")
+    g.add_argument("--perplexity", dest="perplexities", type=float, nargs="+", help="alias of --perplexities")
+    g.add_argument("--knn-metric", choices=("euclidean", "poincare"),
+                   help="distance defining each point's nearest neighbours in the metrics "
+                        "(default: the dataset's own geometry)")
+
+
+def _add_dataset_flags(p):
+    g = p.add_argument_group("dataset options")
+    g.add_argument("--data-dir", dest="data_dir")
+    g.add_argument("--backbone", dest="backbone")
+    g.add_argument("--backbone-epochs", dest="backbone_epochs", type=int)
+    g.add_argument("--limit", dest="limit", type=int)
+    g.add_argument("--variant", dest="variant")
+    g.add_argument("--download", dest="download", action="store_true", default=None)
+
+
+def _collect(args, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "datasets":
+            return cmd_datasets()
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "reproduce":
+            from hkd_core.reproduce import reproduce
+            return reproduce(args.experiment, json_path=args.json, seed=args.seed, epochs=args.epochs,
+                             variant=args.variant)
+        if args.command == "neighbours":
+            return cmd_neighbours(args)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def cmd_datasets() -> int:
+    from hkd_core.datasets import DATASETS
+    print(f"{'dataset':<11} {'present':<8} description / status")
+    for name, spec in DATASETS.items():
+        try:
+            ok, message = spec.availability()
+        except Exception as exc:  # a broken optional dependency must not hide the others
+            ok, message = False, f"cannot check: {exc}"
+        print(f"{name:<11} {'yes' if ok else 'no':<8} {spec.description}")
+        print(f"{'':<20} {message}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from hkd_core.runs import train_run
+
+    params = _collect(args, list(MODEL_FLAGS) + list(LIST_FLAGS))
+    options = _collect(args, DATASET_FLAGS)
+
+    def progress(info):
+        e, n = info["epoch"], info["n_epochs"]
+        if e == 1 or e == n or e % max(1, n // 10) == 0:
+            print(f"  epoch {e}/{n}  loss {info['loss']:.4f}", file=sys.stderr, flush=True)
+
+    result = train_run(args.dataset, args.model, params, options, args.knn_metric, out=args.out,
+                       progress=progress)
+    m = result.metrics
+    print(f"{args.model} on {args.dataset}: {len(result.codes)} {m['split']} rows, "
+          f"neighbours by {m['metric']} distance, fit {m['fit_seconds']:.1f} s -> {args.out}")
+    print(format_share_table({args.model: m}))
+    if m.get("reconstruction_mse") is not None:
+        print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
+    return 0
+
+
+def format_share_table(results: dict[str, dict], ks=("5", "10", "15", "20"), title="First N code(s)") -> str:
+    """The paper's layout: one block per KNN, one row per model, then the reduction row(s)."""
+    any_m = next(iter(results.values()))
+    depth = len(any_m["reduction"])
+    width = max(14, *(len(n) for n in results)) + 9
+    lines = [f"{title:<{width}}" + "".join(f"{N:>7}" for N in range(1, depth + 1))]
+    for k in ks:
+        for i, (name, m) in enumerate(results.items()):
+            if k not in m["share"]:
+                continue
+            head = f"KNN={k:<4}" if i == 0 else " " * 9
+            lines.append(f"{head}{name:<{width - 9}}" + "".join(f"{v:>7.3f}" for v in m["share"][k]))
+    for name, m in results.items():
+        label = "Search reduction (%)" if len(results) == 1 else f"Reduction % {name}"
+        lines.append(f"{label:<{width}}" + "".join(f"{100 * r:>7.1f}" for r in m["reduction"]))
+    return "\n".join(lines)
+
+
+def cmd_neighbours(args) -> int:
+    import numpy as np
+    from hkd_core.distances import pairwise
+    from hkd_core.metrics import shared_prefix_length
+    from hkd_core.runs import cached_run, read_run
+
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    if args.run:
+        run_dir = args.run
+    else:
+        params = _collect(args, list(MODEL_FLAGS) + list(LIST_FLAGS))
+        _, run_dir = cached_run(args.dataset, args.model, params, _collect(args, DATASET_FLAGS),
+                                args.knn_metric, log=lambda s: print(s, file=sys.stderr))
+    run = read_run(run_dir)
+    names = run["names"]
+    if args.entity not in names:
+        close = [n for n in names if args.entity.split(".")[0] in n][:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"{args.entity!r} is not in the evaluated rows of {args.dataset}{hint}")
+    i = names.index(args.entity)
+    X, codes = run["embeddings"], run["codes"]
+    metric = args.knn_metric or run["metrics"]["metric"]
+    dist = pairwise(X[i:i + 1], X, metric)[0]
+    order = np.argsort(dist, kind="stable")
+    order = [j for j in order if j != i][: args.k]
+    shared = shared_prefix_length(codes, codes[i])
+    print(format_neighbour_table(names, codes, dist, shared, [i, *order], metric))
+    return 0
+
+
+def format_neighbour_table(names, codes, dist, shared, rows, metric) -> str:
+    width = max(len(names[j]) for j in rows) + 2
+    code_w = 3 * codes.shape[1] + 2
+    lines = [f"{'entity':<{width}}{'code':<{code_w}}{metric + ' dist':>14}{'shared':>8}"]
+    for j in rows:
+        code = "[" + " ".join(f"{c:>2}" for c in codes[j]) + "]"
+        lines.append(f"{names[j]:<{width}}{code:<{code_w}}{dist[j]:>14.3f}{shared[j]:>8d}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

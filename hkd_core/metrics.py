@@ -1,0 +1,135 @@
+"""The paper's metrics (§3.1-3.2) and code statistics.
+
+share(N, k)     mean over points i and their k nearest input-space neighbours j of
+                [code_i[:N] == code_j[:N]]                       (Tables 1-3, rows "KNN=k")
+reduction(N)    1 - mean_i |{j : code_j[:N] == code_i[:N]}| / n  (Tables 1, 3, last row)
+
+The count in ``reduction`` includes i itself (a point always shares its own prefix), as the
+paper's definition "the number of entities that have the same first N codes" reads.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hkd_core.distances import pairwise
+
+DEFAULT_KS = (5, 10, 15, 20)
+
+
+def knn_indices(X: np.ndarray, k: int, metric: str = "euclidean", block: int = 2048) -> np.ndarray:
+    """Indices (n, k) of each row's k nearest other rows, nearest first (self excluded;
+    ties broken by index so the result is deterministic)."""
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    if not 1 <= k < n:
+        raise ValueError(f"k must be in [1, n-1={n - 1}], got {k}")
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        dist = pairwise(X[start:stop], X, metric)
+        dist[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        # stable sort on distance keeps index order among ties
+        out[start:stop] = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return out
+
+
+def _prefix_ids(codes: np.ndarray, N: int) -> np.ndarray:
+    """One integer id per row identifying its first-N code prefix."""
+    if N == 0:
+        return np.zeros(len(codes), dtype=np.int64)
+    _, ids = np.unique(np.ascontiguousarray(codes[:, :N]), axis=0, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def prefix_share(codes: np.ndarray, knn_idx: np.ndarray, N: int) -> float:
+    """Share of (point, neighbour) pairs whose first N codes agree."""
+    codes = np.asarray(codes)
+    ids = _prefix_ids(codes, N)
+    return float(np.mean(ids[knn_idx] == ids[:, None]))
+
+
+def search_reduction(codes: np.ndarray, N: int) -> float:
+    """1 - mean over points of the fraction of points sharing their first-N prefix."""
+    codes = np.asarray(codes)
+    ids = _prefix_ids(codes, N)
+    sizes = np.bincount(ids)
+    return float(1.0 - np.mean(sizes[ids]) / len(codes))
+
+
+def shared_prefix_length(codes: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Number of leading digits each row of ``codes`` shares with ``code``."""
+    codes = np.atleast_2d(np.asarray(codes))
+    code = np.asarray(code).reshape(1, -1)
+    differs = codes != code
+    first_diff = np.where(differs.any(1), differs.argmax(1), codes.shape[1])
+    return first_diff.astype(np.int64)
+
+
+def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Eq. 7: mean over rows of the squared reconstruction error ||x_hat - x||^2."""
+    X = np.asarray(X, dtype=np.float64)
+    X_hat = np.asarray(X_hat, dtype=np.float64)
+    if X.shape != X_hat.shape:
+        raise ValueError(f"X and X_hat shapes differ: {X.shape} vs {X_hat.shape}")
+    return float(np.mean(np.sum((X - X_hat) ** 2, axis=1)))
+
+
+def code_statistics(codes: np.ndarray, K: int | None = None) -> list[dict]:
+    """Per depth N = 1..D: distinct prefixes, largest group, entropy of the prefix
+    distribution (bits), and the entropy of digit N alone (how much of the K-way capacity
+    each position uses)."""
+    codes = np.asarray(codes)
+    n, D = codes.shape
+    rows = []
+    for N in range(1, D + 1):
+        ids = _prefix_ids(codes, N)
+        p = np.bincount(ids) / n
+        digit_p = np.bincount(codes[:, N - 1], minlength=K or 0) / n
+        digit_p = digit_p[digit_p > 0]
+        rows.append({
+            "depth": N,
+            "distinct_prefixes": int(len(p)),
+            "largest_group": int(round(p.max() * n)),
+            "prefix_entropy_bits": float(-(p * np.log2(p)).sum()),
+            "digit_entropy_bits": float(-(digit_p * np.log2(digit_p)).sum()),
+            "distinct_digits": int(len(digit_p)),
+        })
+    return rows
+
+
+def share_table(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean",
+                ks=DEFAULT_KS, max_depth: int = 8) -> dict[str, list[float]]:
+    codes = np.asarray(codes)
+    depth = min(max_depth, codes.shape[1])
+    ks = [k for k in ks if k < len(X)]
+    if not ks:
+        return {}
+    knn = knn_indices(X, max(ks), metric)
+    ids = [_prefix_ids(codes, N) for N in range(1, depth + 1)]
+    return {str(k): [float(np.mean(g[knn[:, :k]] == g[:, None])) for g in ids] for k in ks}
+
+
+def evaluate(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean", X_hat=None,
+             ks=DEFAULT_KS, max_depth: int = 8, K: int | None = None) -> dict:
+    """Everything ``metrics.json`` holds for one model on one set of points."""
+    codes = np.asarray(codes)
+    X = np.asarray(X)
+    if len(codes) != len(X):
+        raise ValueError(f"{len(codes)} codes for {len(X)} points")
+    depth = min(max_depth, codes.shape[1])
+    return {
+        "metric": metric,
+        "n": int(len(X)),
+        "share": share_table(codes, X, metric, ks, max_depth),
+        "reduction": [search_reduction(codes, N) for N in range(1, depth + 1)],
+        "reconstruction_mse": None if X_hat is None else reconstruction_mse(X, X_hat),
+        "code_statistics": code_statistics(codes, K),
+    }
+
+
+def best_share_at_reduction(result: dict, level: float, k: int = 5) -> float | None:
+    """Best KNN=k share over the depths N whose search reduction is at least ``level``
+    (the trade-off comparison of issue 3); None when no depth reaches the level."""
+    shares = result["share"][str(k)]
+    ok = [s for s, r in zip(shares, result["reduction"]) if r >= level]
+    return max(ok) if ok else None

@@ -1,0 +1,331 @@
+"""The HKD estimator: hierarchical K-way D-dimensional codes (Liang, Min, Guo, Wang, IJCAI 2019).
+
+    HKD(K=16, D=16).fit(X).codes_          # integer codes (n, D), values in [0, K)
+
+Pieces: modules.py (encoder, relaxation, Proj, decoder, decay weights), exemplars.py (exemplar
+selection and perplexity calibration, eq. 8), loss.py (eq. 7, 9, 10, 12). This file holds the
+parameters, their validation and the training loop.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from hkd_core.models.base import (CodeModel, check_choice, check_float, check_int, check_X,
+                                  choose_device)
+from hkd_core.models.exemplars import (calibrate_affinities, input_distances,
+                                       neighbour_exemplars, select_exemplars)
+from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
+                                  student_t_affinities, weighted_code_distances)
+from hkd_core.models.modules import (ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights,
+                                     hard_one_hot)
+
+OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+ABLATIONS = (None, "no-recon", "no-kl", "no-decay")
+
+
+class HKD(CodeModel):
+    """Hierarchical K-way D-dimensional codes learnt by a pt-SEE-regularised autoencoder.
+
+    Parameters
+    ----------
+    K, D : code cardinality and length.
+    hidden : encoder hidden layer widths (eq. 1's f); the paper uses 20 (synthetic), 100 (CIFAR).
+    code_dim, decoder_hidden : width of A_d c_d and hidden layers of the shared decoder g (eq. 5).
+    activation : nonlinearity of encoder and g.
+    w0, decay : decay weights w_d = w0 exp(-decay * d) (eq. 11), used in eq. 5 and eq. 10.
+    alpha, beta : weights of reconstruction and KL in J = alpha E + beta KL (eq. 13).
+    perplexities, kl_weights : one KL term per perplexity (the synthetic setting uses 5 and 11).
+    q_normalization : "joint" (eq. 9, over all pairs of the batch) or "conditional" (per row).
+    n_kmeans_exemplars, n_random_exemplars : shared exemplars (§2.2); n_neighbour_exemplars :
+        each point's own nearest neighbours added to its exemplars (§3.1, CIFAR setting).
+    metric : input-space distance of eq. 8: "euclidean" (squared) or "poincare".
+    relaxation : "softmax" (eq. 4, tempered) or "straight-through" (KD codes, one-hot forward).
+    tau_start, tau_end : temperature annealed geometrically over the epochs.
+    epochs, batch_size, lr, optimizer : training (paper: RMSprop, lr 1e-4, batch 128).
+    seed : makes a run repeatable on the same device.
+    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", ...
+    ablation : None, "no-recon" (alpha=0), "no-kl" (beta=0), "no-decay" (decay=0) - Table 2.
+    """
+
+    def __init__(self, K=16, D=16, hidden=(64,), code_dim=32, decoder_hidden=(64,),
+                 activation="tanh", w0=1.0, decay=0.1, alpha=1.0, beta=1.0,
+                 perplexities=(10.0,), kl_weights=None, q_normalization="joint",
+                 n_kmeans_exemplars=200, n_random_exemplars=100, n_neighbour_exemplars=0,
+                 metric="euclidean", relaxation="softmax", tau_start=1.0, tau_end=0.1,
+                 epochs=300, batch_size=128, lr=1e-4, optimizer="rmsprop", seed=0,
+                 device="auto", ablation=None):
+        self.K = K
+        self.D = D
+        self.hidden = hidden
+        self.code_dim = code_dim
+        self.decoder_hidden = decoder_hidden
+        self.activation = activation
+        self.w0 = w0
+        self.decay = decay
+        self.alpha = alpha
+        self.beta = beta
+        self.perplexities = perplexities
+        self.kl_weights = kl_weights
+        self.q_normalization = q_normalization
+        self.n_kmeans_exemplars = n_kmeans_exemplars
+        self.n_random_exemplars = n_random_exemplars
+        self.n_neighbour_exemplars = n_neighbour_exemplars
+        self.metric = metric
+        self.relaxation = relaxation
+        self.tau_start = tau_start
+        self.tau_end = tau_end
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.seed = seed
+        self.device = device
+        self.ablation = ablation
+
+    @property
+    def model_name(self) -> str:
+        return "hkd" if self.ablation is None else f"hkd-{self.ablation}"
+
+    # -- validation ---------------------------------------------------------------------
+    def _validate(self, X: np.ndarray) -> dict:
+        n = len(X)
+        check_int("K", self.K, 2, 4096)
+        check_int("D", self.D, 1, 1024)
+        hidden = _int_tuple("hidden", self.hidden)
+        decoder_hidden = _int_tuple("decoder_hidden", self.decoder_hidden)
+        check_int("code_dim", self.code_dim, 1)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_float("w0", self.w0, 0.0, low_open=True)
+        check_float("decay", self.decay, 0.0)
+        check_float("alpha", self.alpha, 0.0)
+        check_float("beta", self.beta, 0.0)
+        perplexities = _float_tuple("perplexities", self.perplexities)
+        if any(p <= 1.0 for p in perplexities):
+            raise ValueError(f"perplexities must all be > 1, got {perplexities}")
+        kl_weights = (1.0,) * len(perplexities) if self.kl_weights is None else \
+            _float_tuple("kl_weights", self.kl_weights)
+        if len(kl_weights) != len(perplexities) or any(w < 0 for w in kl_weights):
+            raise ValueError(f"kl_weights must be {len(perplexities)} non-negative numbers (one per "
+                             f"perplexity), got {self.kl_weights!r}")
+        check_choice("q_normalization", self.q_normalization, Q_NORMALIZATIONS)
+        check_int("n_kmeans_exemplars", self.n_kmeans_exemplars, 0)
+        check_int("n_random_exemplars", self.n_random_exemplars, 0)
+        check_int("n_neighbour_exemplars", self.n_neighbour_exemplars, 0, n - 1)
+        n_exemplars = (min(self.n_kmeans_exemplars, n) + min(self.n_random_exemplars, n)
+                       + self.n_neighbour_exemplars)
+        if n_exemplars < 2:
+            raise ValueError("need at least 2 exemplars per point: raise n_kmeans_exemplars, "
+                             "n_random_exemplars or n_neighbour_exemplars")
+        if max(perplexities) >= n_exemplars - 1:
+            raise ValueError(f"perplexities must be below the number of exemplars per point "
+                             f"({n_exemplars}) minus one, got {max(perplexities)}")
+        check_choice("metric", self.metric, ("euclidean", "poincare"))
+        if self.metric == "poincare" and np.any(np.linalg.norm(X, axis=1) >= 1.0):
+            raise ValueError("metric='poincare' needs every row inside the unit ball (norm < 1)")
+        check_choice("relaxation", self.relaxation, RELAXATIONS)
+        check_float("tau_start", self.tau_start, 0.0, low_open=True)
+        check_float("tau_end", self.tau_end, 0.0, low_open=True)
+        check_int("epochs", self.epochs, 1, 1_000_000)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_int("seed", self.seed, 0)
+        check_choice("ablation", self.ablation, ABLATIONS)
+        alpha, beta, decay = float(self.alpha), float(self.beta), float(self.decay)
+        if self.ablation == "no-recon":
+            alpha = 0.0
+        elif self.ablation == "no-kl":
+            beta = 0.0
+        elif self.ablation == "no-decay":
+            decay = 0.0
+        if alpha == 0.0 and beta == 0.0:
+            raise ValueError("alpha and beta are both 0: nothing to learn")
+        try:
+            device = choose_device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device {self.device!r} is not usable: {exc}") from None
+        return dict(hidden=hidden, decoder_hidden=decoder_hidden, perplexities=perplexities,
+                    kl_weights=kl_weights, alpha=alpha, beta=beta, decay=decay, device=device)
+
+    # -- training -----------------------------------------------------------------------
+    def _build(self, n_features: int, cfg: dict) -> None:
+        self.device_ = cfg["device"]
+        self.module_ = HKDAutoencoder(n_features, self.K, self.D, cfg["hidden"], self.code_dim,
+                                      cfg["decoder_hidden"], self.activation).to(self.device_)
+        self.weights_ = decay_weights(self.D, self.w0, cfg["decay"]).to(self.device_)
+
+    def fit(self, X, y=None, progress=None):
+        X = check_X(X)
+        cfg = self._validate(X)
+        torch.manual_seed(self.seed)
+        n, n_features = X.shape
+        self.n_features_in_ = n_features
+        self._build(n_features, cfg)
+        dev = self.device_
+
+        # exemplars and the input-space neighbourhoods (eq. 8), computed once
+        exemplars, exemplar_rows = select_exemplars(
+            X, self.n_kmeans_exemplars, self.n_random_exemplars, self.metric, self.seed)
+        dist = input_distances(X, exemplars, self.metric)
+        invalid = exemplar_rows[None, :] == np.arange(n)[:, None]     # a point is not its own exemplar
+        if self.n_neighbour_exemplars:
+            nbrs = neighbour_exemplars(X, self.n_neighbour_exemplars, self.metric)
+            nb_dist = _row_distances(X, nbrs, self.metric)
+            dist = np.concatenate([dist, nb_dist], 1)
+            invalid = np.concatenate([invalid, np.zeros_like(nbrs, dtype=bool)], 1)
+        else:
+            nbrs = None
+        P_terms = [torch.as_tensor(calibrate_affinities(dist, perp, invalid)[0], device=dev)
+                   for perp in cfg["perplexities"]]
+        valid = torch.as_tensor(~invalid, dtype=torch.float32, device=dev)
+        self.exemplars_ = exemplars
+
+        X_t = torch.as_tensor(X, device=dev)
+        ex_t = torch.as_tensor(exemplars, device=dev)
+        nbrs_t = None if nbrs is None else torch.as_tensor(nbrs, device=dev)
+        relax = RELAXATIONS[self.relaxation]
+        opt_kwargs = {"lr": self.lr}
+        optimizer = OPTIMIZERS[self.optimizer](self.module_.parameters(), **opt_kwargs)
+        generator = torch.Generator().manual_seed(self.seed)
+        use_kl = cfg["beta"] > 0
+        self.history_ = []
+        start = time.perf_counter()
+        for epoch in range(self.epochs):
+            tau = _annealed(self.tau_start, self.tau_end, epoch, self.epochs)
+            order = torch.randperm(n, generator=generator).to(dev)
+            totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+            self.module_.train()
+            for batch in order.split(self.batch_size):
+                x = X_t[batch]
+                logits = self.module_.encoder(x)
+                x_hat = self.module_.decoder(relax(logits, tau), self.weights_)
+                rec = reconstruction_error(x_hat, x)
+                loss = cfg["alpha"] * rec
+                kl_value = torch.zeros((), device=dev)
+                if use_kl:
+                    p_points = torch.softmax(logits, -1)
+                    p_ex = torch.softmax(self.module_.encoder(ex_t), -1)
+                    d = weighted_code_distances(p_points, p_ex, self.weights_)
+                    if nbrs_t is not None:
+                        nb = nbrs_t[batch]
+                        p_nb = torch.softmax(self.module_.encoder(X_t[nb.reshape(-1)]), -1)
+                        p_nb = p_nb.view(len(batch), nb.shape[1], self.D, self.K)
+                        d = torch.cat([d, weighted_code_distances(p_points, p_nb, self.weights_)], 1)
+                    Q = student_t_affinities(d, valid[batch], self.q_normalization)
+                    for P, w in zip(P_terms, cfg["kl_weights"]):
+                        kl_value = kl_value + w * exemplar_kl(P[batch], Q, self.q_normalization)
+                    loss = loss + cfg["beta"] * kl_value
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                share = len(batch) / n
+                totals["loss"] += loss.item() * share
+                totals["reconstruction"] += rec.item() * share
+                totals["kl"] += kl_value.item() * share
+            record = {"epoch": epoch + 1, "n_epochs": self.epochs, "tau": tau,
+                      "seconds": time.perf_counter() - start, **totals}
+            self.history_.append(record)
+            if progress is not None:
+                progress(dict(record))
+        self.module_.eval()
+        self.codes_ = self.transform(X)
+        return self
+
+    # -- inference ----------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "module_"):
+            raise RuntimeError("this HKD model is not fitted yet: call fit(X) first")
+
+    def code_probabilities(self, X) -> np.ndarray:
+        """Eq. 2: softmax code probabilities (n, D, K)."""
+        self._check_fitted()
+        X = check_X(X, min_rows=1)
+        with torch.no_grad():
+            logits = self.module_.encoder(torch.as_tensor(X, device=self.device_))
+            return torch.softmax(logits, -1).cpu().numpy()
+
+    def transform(self, X) -> np.ndarray:
+        """Eq. 3: hard codes (n, D) = argmax of each partition's logits."""
+        self._check_fitted()
+        X = check_X(X, min_rows=1)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
+        out = []
+        with torch.no_grad():
+            for chunk in torch.as_tensor(X).split(8192):
+                out.append(self.module_.encoder(chunk.to(self.device_)).argmax(-1).cpu())
+        return torch.cat(out).numpy().astype(np.int64)
+
+    def inverse_transform(self, codes) -> np.ndarray:
+        """Eq. 5 with one-hot codes: reconstructions (n, d)."""
+        self._check_fitted()
+        codes = self._check_codes(codes)
+        with torch.no_grad():
+            one_hot = torch.nn.functional.one_hot(torch.as_tensor(codes, device=self.device_), self.K)
+            return self.module_.decoder(one_hot.float(), self.weights_).cpu().numpy()
+
+    # -- persistence --------------------------------------------------------------------
+    def _get_state(self) -> dict:
+        self._check_fitted()
+        state = {"module." + k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
+        state["weights_"] = self.weights_.cpu().numpy()
+        state["exemplars_"] = self.exemplars_
+        return state
+
+    def _set_state(self, state: dict, n_features: int) -> None:
+        cfg = {"hidden": _int_tuple("hidden", self.hidden),
+               "decoder_hidden": _int_tuple("decoder_hidden", self.decoder_hidden),
+               "decay": self.decay, "device": choose_device(self.device)}
+        self._build(n_features, cfg)
+        module_state = {k[len("module."):]: torch.as_tensor(v) for k, v in state.items()
+                        if k.startswith("module.")}
+        self.module_.load_state_dict(module_state)
+        self.module_.eval()
+        self.weights_ = torch.as_tensor(state["weights_"], device=self.device_)
+        self.exemplars_ = state["exemplars_"]
+
+
+def _row_distances(X: np.ndarray, nbrs: np.ndarray, metric: str) -> np.ndarray:
+    """d(e_i, e_{nbrs[i, j]}) for every row, (n, k)."""
+    A = X[:, None, :].astype(np.float64)
+    B = X[nbrs].astype(np.float64)
+    sq = ((A - B) ** 2).sum(-1)
+    if metric == "euclidean":
+        return sq
+    na = 1.0 - (A ** 2).sum(-1)
+    nb = 1.0 - (B ** 2).sum(-1)
+    return np.arccosh(np.maximum(1.0 + 2.0 * sq / np.clip(na * nb, 1e-12, None), 1.0))
+
+
+def _annealed(start: float, end: float, epoch: int, epochs: int) -> float:
+    """Geometric schedule from ``start`` (first epoch) to ``end`` (last epoch)."""
+    if epochs <= 1:
+        return float(end)
+    return float(start * (end / start) ** (epoch / (epochs - 1)))
+
+
+def _int_tuple(name: str, value) -> tuple[int, ...]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        out = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}") from None
+    if any(v < 1 for v in out) or any(isinstance(v, bool) for v in value):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}")
+    return out
+
+
+def _float_tuple(name: str, value) -> tuple[float, ...]:
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or a sequence of numbers, got {value!r}") from None
+    if not out or not all(np.isfinite(out)):
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers, got {value!r}")
+    return out
