@@ -1,0 +1,340 @@
+"""Bytes for the app's downloads: figures (PNG, SVG, PDF, offline HTML) and tables (CSV, Parquet).
+
+Static images are drawn by kaleido 1.x, which drives a local Chrome/Chromium (``/usr/bin/chromium``
+here; ``BROWSER_PATH`` overrides). Starting that browser costs seconds, so the first static export
+starts kaleido's persistent sync server and later exports reuse it. The server is used carefully:
+
+* calls are serialised with a lock: kaleido pairs requests and answers through two shared queues,
+  so two Dash request threads exporting at once could receive each other's image;
+* every call has a time limit: a server whose browser died never answers, and an answer that
+  arrives after the limit would be handed to the next caller, so the server is abandoned then;
+* a forked child (Dash background callbacks run in one) inherits the flag "server running" but not
+  the thread serving it, so children render with a one-off browser instead.
+
+If the server cannot be used, exports fall back to one-off renders (slower, same bytes).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import os
+import re
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+EXPORT_FORMATS = {"figure": ("png", "svg", "pdf", "html"), "table": ("csv", "parquet")}
+STATIC_FORMATS = ("png", "svg", "pdf")
+MIME_TYPES = {
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "pdf": "application/pdf",
+    "html": "text/html",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+EXPORT_TIMEOUT_S = 120.0  # one static image; a 100k-point map takes well under this
+_WARMUP_TIMEOUT_S = 60.0  # browser start + a one-point figure
+# MathJax would come from a CDN; these machines are offline and the app's figures use no LaTeX.
+_KALEIDO_OPTIONS = {"mathjax": False}
+
+_log = logging.getLogger(__name__)
+
+
+class ExportError(RuntimeError):
+    """A figure or table could not be exported; ``str(err)`` is a message for the user."""
+
+
+# ------------------------------------------------------------------------------------- figures
+
+def figure_bytes(fig: Any, fmt: str, width: int | None = None, height: int | None = None,
+                 scale: float = 2) -> bytes:
+    """The figure as a file's bytes.
+
+    fig     a ``go.Figure`` or its dict form (what a Dash ``State(..., "figure")`` delivers).
+    fmt     "png", "svg", "pdf" (static, drawn by kaleido) or "html" (interactive, plotly.js
+            embedded so the file works offline).
+    width, height  layout pixels; None keeps the figure's own size (700 x 500 if it has none;
+            full window for HTML).
+    scale   resolution multiplier of PNG output (2 = sharp on paper and high-DPI screens).
+    """
+    fmt = _check_format(fmt, "figure")
+    width = _check_size(width, "width")
+    height = _check_size(height, "height")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 10:
+        raise ValueError(f"scale must be a number in (0, 10], got {scale!r}")
+    fig_dict = _figure_dict(fig)
+    if fmt == "html":
+        import plotly.io as pio
+
+        sizes = {}
+        if width is not None:
+            sizes["default_width"] = width
+        if height is not None:
+            sizes["default_height"] = height
+        html = pio.to_html(fig_dict, include_plotlyjs=True, full_html=True, validate=False, **sizes)
+        return html.encode("utf-8")
+    opts = {"format": fmt, "scale": scale}
+    if width is not None:
+        opts["width"] = width
+    if height is not None:
+        opts["height"] = height
+    return _render_static(fig_dict, opts)
+
+
+def find_chrome() -> str | None:
+    """Path of the Chrome/Chromium kaleido will use, or None when there is none."""
+    try:
+        from choreographer.browsers import Chromium
+
+        return Chromium.find_browser(skip_local=False)
+    except Exception:  # noqa: BLE001 - an unusable lookup means "no browser" to the caller
+        return None
+
+
+def start_static_export_server() -> bool:
+    """Start (and warm up) kaleido's persistent browser now rather than on the first export.
+
+    Safe to call more than once and from any thread; returns whether the server is usable.
+    The app may call it in a background thread at start so the first export is fast.
+    """
+    with _lock:
+        return _ensure_server()
+
+
+def stop_static_export_server() -> None:
+    """Close kaleido's persistent browser if this process started it."""
+    import kaleido
+
+    with _lock:
+        if _server["pid"] != os.getpid():
+            return  # not started here; a forked child must not touch its parent's server
+        if not _server["broken"]:
+            kaleido.stop_sync_server(silence_warnings=True)
+            _server["pid"] = None
+
+
+_lock = threading.Lock()
+_server: dict = {"pid": None, "broken": False}
+
+
+def _render_static(fig_dict: dict, opts: dict) -> bytes:
+    if find_chrome() is None:
+        raise ExportError(
+            "PNG, SVG and PDF export needs Chrome or Chromium, and none was found "
+            "(install it, e.g. `apt-get install chromium`, or set BROWSER_PATH); HTML export works without it"
+        )
+    with _lock:
+        if _ensure_server():
+            try:
+                return _call_server(fig_dict, opts, EXPORT_TIMEOUT_S)
+            except _ServerUnusable as err:
+                _abandon_server(str(err))
+        return _render_oneshot(fig_dict, opts, EXPORT_TIMEOUT_S)
+
+
+class _ServerUnusable(Exception):
+    pass
+
+
+def _ensure_server() -> bool:
+    """Start kaleido's sync server in this process if needed; the caller holds ``_lock``."""
+    import kaleido
+
+    if _server["broken"]:
+        return False
+    if _server["pid"] == os.getpid():
+        return True
+    if _server["pid"] is not None:  # started by the parent of this forked process
+        return False
+    if find_chrome() is None:
+        return False
+    try:
+        kaleido.start_sync_server(n=1, timeout=EXPORT_TIMEOUT_S, silence_warnings=True, **_KALEIDO_OPTIONS)
+        _server["pid"] = os.getpid()
+        _call_server({"data": [{"type": "scatter", "x": [0], "y": [0]}]}, {"format": "svg"}, _WARMUP_TIMEOUT_S)
+        return True
+    except Exception as err:  # noqa: BLE001 - any failure means: render one-off instead
+        _abandon_server(f"{type(err).__name__}: {err}")
+        return False
+
+
+def _abandon_server(reason: str) -> None:
+    _log.warning("kaleido server abandoned, exports will start a browser each time: %s", reason)
+    _server["broken"] = True
+
+
+def _call_server(fig_dict: dict, opts: dict, timeout: float) -> bytes:
+    import kaleido
+
+    def call():
+        return kaleido.calc_fig_sync(fig_dict, opts=opts)
+
+    try:
+        return _run_with_timeout(call, timeout)
+    except TimeoutError as err:
+        raise _ServerUnusable(str(err)) from None
+    except (ValueError, TypeError):
+        raise  # the figure is at fault, not the server
+    except Exception as err:  # noqa: BLE001
+        # kaleido's own errors (a plotly.js error for this figure) leave the server fine;
+        # browser-level errors do not.
+        if _is_figure_error(err):
+            raise ExportError(f"plotly.js could not draw the figure: {err}") from None
+        raise _ServerUnusable(f"{type(err).__name__}: {err}") from None
+
+
+def _render_oneshot(fig_dict: dict, opts: dict, timeout: float) -> bytes:
+    """Draw with a browser started for this image only (kaleido's async API in a fresh loop)."""
+    import kaleido
+
+    def call():
+        return asyncio.run(kaleido.calc_fig(fig_dict, opts=opts, kopts=dict(_KALEIDO_OPTIONS)))
+
+    try:
+        return _run_with_timeout(call, timeout)
+    except TimeoutError as err:
+        raise ExportError(f"static export timed out: {err}") from None
+    except (ValueError, TypeError):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"static export failed ({type(err).__name__}: {err})") from None
+
+
+def _is_figure_error(err: Exception) -> bool:
+    try:
+        from kaleido.errors import JavascriptError, KaleidoError
+    except ImportError:  # pragma: no cover - kaleido < 1.5 layout
+        return False
+    return isinstance(err, (JavascriptError, KaleidoError))
+
+
+def _run_with_timeout(fn, timeout: float):
+    """Run ``fn`` in a daemon thread; its own event loop never meets the caller's."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name="hkd-export", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no image after {timeout:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _figure_dict(fig: Any) -> dict:
+    if hasattr(fig, "to_dict"):
+        return fig.to_dict()
+    if isinstance(fig, dict) and "data" in fig:
+        return fig
+    raise TypeError(f"fig must be a plotly Figure or a figure dict with a 'data' key, got {type(fig).__name__}")
+
+
+def _check_size(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 10 <= value <= 10_000:
+        raise ValueError(f"{name} must be None or an integer number of pixels in [10, 10000], got {value!r}")
+    return int(value)
+
+
+# -------------------------------------------------------------------------------------- tables
+
+def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+    """The table as CSV (UTF-8, no index) or Parquet (pyarrow, no index) bytes."""
+    fmt = _check_format(fmt, "table")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if fmt == "csv":
+        return df.to_csv(index=False).encode("utf-8")
+    frame = df
+    if not all(isinstance(c, str) for c in df.columns):
+        frame = df.rename(columns=str)  # Parquet column names must be strings
+    buf = io.BytesIO()
+    try:
+        frame.to_parquet(buf, engine="pyarrow", index=False)
+    except Exception as err:  # noqa: BLE001 - pyarrow's type errors name the column
+        raise ExportError(f"the table cannot be written as Parquet: {err}") from None
+    return buf.getvalue()
+
+
+def codes_frame(names: Sequence[str], labels: Sequence[str] | None, codes: np.ndarray,
+                coords: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per entity: name, label, code ("11-13-7-..."), c1..cD, and x, y when coords given.
+
+    labels None gives an empty label column, so every export has the same columns.
+    coords  (n, 2) map coordinates, or (n, 3) which adds z.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] < 1:
+        raise ValueError(f"codes must be a 2-d array (n entities, D digits), got shape {codes.shape}")
+    if codes.size and not np.issubdtype(codes.dtype, np.integer):
+        if not np.all(np.equal(np.mod(codes, 1), 0)):
+            raise ValueError("codes must hold integer digits")
+    codes = codes.astype(np.int32)
+    n, D = codes.shape
+    names = [str(s) for s in names]
+    if len(names) != n:
+        raise ValueError(f"names has {len(names)} entries for {n} rows of codes")
+    if labels is None:
+        labels = [""] * n
+    labels = [str(s) for s in labels]
+    if len(labels) != n:
+        raise ValueError(f"labels has {len(labels)} entries for {n} rows of codes")
+    columns: dict = {
+        "name": names,
+        "label": labels,
+        "code": ["-".join(map(str, row)) for row in codes.tolist()],
+    }
+    for d in range(D):
+        columns[f"c{d + 1}"] = codes[:, d]
+    if coords is not None:
+        coords = np.asarray(coords, dtype=np.float64)
+        if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
+            raise ValueError(f"coords must have shape ({n}, 2) or ({n}, 3), got {coords.shape}")
+        for j, axis in enumerate("xyz"[: coords.shape[1]]):
+            columns[axis] = coords[:, j]
+    return pd.DataFrame(columns)
+
+
+# ------------------------------------------------------------------------------------ download
+
+def download_payload(data: bytes, filename: str, mime: str | None = None) -> dict:
+    """The dict a ``dcc.Download`` component takes (same shape as ``dcc.send_bytes``).
+
+    The MIME type is guessed from the extension when not given; the filename is reduced to a
+    safe base name.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    filename = safe_filename(filename)
+    if mime is None:
+        mime = MIME_TYPES.get(os.path.splitext(filename)[1].lstrip(".").lower(), "application/octet-stream")
+    return {"content": base64.b64encode(bytes(data)).decode("ascii"), "filename": filename,
+            "type": mime, "base64": True}
+
+
+def safe_filename(name: str, default: str = "export") -> str:
+    """A base name without path separators or characters browsers and shells dislike."""
+    base = os.path.basename(str(name).replace("\\", "/"))
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")
+    return base[:150] or default
+
+
+def _check_format(fmt: str, kind: str) -> str:
+    allowed = EXPORT_FORMATS[kind]
+    key = str(fmt).lower().lstrip(".") if isinstance(fmt, str) else fmt
+    if key not in allowed:
+        raise ValueError(f"{kind} export format must be one of {allowed}, got {fmt!r}")
+    return key

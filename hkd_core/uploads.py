@@ -1,0 +1,659 @@
+"""Turn a user's uploaded embedding file into a :class:`Dataset`, or explain why it cannot.
+
+Accepted formats (by file extension):
+
+* ``.csv`` / ``.tsv`` / ``.txt`` -- one row per entity. A header row is optional. A name column
+  (``name``, ``id``, ``entity``, ``word``, ``synset``) and a label column (``label``, ``class``,
+  ``category``) are optional; every other column must be numeric. Without a header, leading text
+  columns are read as name (then label), which covers GloVe-style ``word v1 v2 ...`` files; a
+  word2vec ``"<n> <d>"`` first line is skipped.
+* ``.npy`` -- a 2-d numeric array, read with ``allow_pickle=False``.
+* ``.parquet`` -- the same column rules as CSV; a single column holding equal-length lists of
+  numbers (the usual way to store embeddings in Parquet) is expanded into dimensions.
+
+Nothing in an upload is ever executed: no pickle, no eval, only parsers for inert formats.
+Every rejection raises :class:`UploadError` whose message is meant to be shown to the user as is.
+Rows in messages count from 1, header excluded; CSV messages also give the line of the file.
+Soft problems (duplicate names, constant data, ...) do not stop the upload; they are listed in
+``dataset.extra["warnings"]`` for the page to display.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import os
+import urllib.parse
+
+import numpy as np
+import pandas as pd
+
+from hkd_core.datasets.base import METRICS, Dataset
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 200_000
+MAX_COLUMNS = 4_096
+MIN_ROWS = 2  # the fewest rows a Dataset accepts; models may need more and say so when fitted
+
+NAME_COLUMNS = ("name", "entity", "synset", "word", "id")  # in order of preference
+LABEL_COLUMNS = ("label", "class", "category")
+TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
+SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS + (".npy", ".parquet")
+POINCARE_HINTS = ("poincare", "poincaré", "hyperbolic")
+
+# Cells that mean "no value" (compared lower-cased); they count as NaN, not as text.
+_NA_WORDS = frozenset({"", "nan", "-nan", "+nan", "na", "n/a", "null", "none", "<na>"})
+_HEAD_ROWS = 2_000  # rows read as text to find the header and the name/label columns
+_NPY_MAGIC = b"\x93NUMPY"
+_PARQUET_MAGIC = b"PAR1"
+_DUPLICATE_SEPARATOR = "#"
+
+
+class UploadError(ValueError):
+    """An upload that cannot become a Dataset; ``str(err)`` is a message for the user."""
+
+
+def parse_embedding_upload(
+    filename: str,
+    content: bytes | str,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    metric: str | None = None,
+    max_rows: int = MAX_ROWS,
+    max_columns: int = MAX_COLUMNS,
+) -> Dataset:
+    """Parse an uploaded embedding file into a Dataset.
+
+    filename  the uploaded file's name; its extension picks the parser.
+    content   raw bytes, or the ``"data:<mime>;base64,<...>"`` string dcc.Upload delivers
+              (any other string is taken as the file's text).
+    metric    None (euclidean unless the filename hints at Poincare), "euclidean" or "poincare".
+    """
+    if metric is not None and metric not in METRICS:
+        raise UploadError(f"metric must be one of {METRICS} or None, got {metric!r}")
+    if not isinstance(max_bytes, int) or max_bytes < 1:
+        raise UploadError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    filename = os.path.basename(str(filename or "").replace("\\", "/")).strip()
+    if not filename:
+        raise UploadError("the upload has no file name, so its format is unknown")
+    ext = _extension(filename)
+    if ext not in SUPPORTED_EXTENSIONS:
+        shown = f"'{ext}'" if ext else "without an extension"
+        raise UploadError(
+            f"unsupported file type {shown} for {filename!r}: upload one of {', '.join(SUPPORTED_EXTENSIONS)}"
+        )
+
+    data = decode_upload_content(content, max_bytes)
+    if len(data) == 0:
+        raise UploadError(f"{filename!r} is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise UploadError(_too_large_message(filename, len(data), max_bytes))
+
+    warnings: list[str] = []
+    if ext in TEXT_EXTENSIONS:
+        X, names, labels, dims = _parse_text_table(filename, data, ext, max_rows, max_columns, warnings)
+    elif ext == ".npy":
+        X, names, labels, dims = _read_npy(filename, data, max_rows, max_columns), None, None, None
+    else:
+        frame = _read_parquet(filename, data, max_rows, max_columns)
+        X, names, labels, dims = _table_columns(filename, frame, False, warnings)
+
+    _check_shape(filename, X, max_rows, max_columns)
+    _check_finite(filename, X, dims)
+    names = _unique_names(names, len(X), warnings)
+    _warn_degenerate(X, warnings)
+    chosen_metric = _choose_metric(filename, X, metric, warnings)
+
+    return Dataset(
+        name=f"upload:{filename}",
+        X=X,
+        names=names,
+        labels=labels,
+        metric=chosen_metric,
+        description=f"uploaded file {filename} ({X.shape[0]} rows x {X.shape[1]} dimensions)",
+        extra={"source": "upload", "filename": filename, "warnings": warnings},
+    )
+
+
+def decode_upload_content(content: bytes | str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
+    """Bytes of an upload given as bytes or as a dcc.Upload data URL string."""
+    if content is None:
+        raise UploadError("no file content was received")
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content)
+    if not isinstance(content, str):
+        raise UploadError(f"upload content must be bytes or a data URL string, got {type(content).__name__}")
+    if not content.startswith("data:"):
+        return content.encode("utf-8")
+    header, comma, payload = content.partition(",")
+    if not comma:
+        raise UploadError("the upload is a malformed data URL (no ',' after the header)")
+    if header.endswith(";base64"):
+        # Refuse before decoding: a base64 payload is 4/3 the size of the file it encodes.
+        if len(payload) * 3 // 4 > max_bytes + 3:
+            raise UploadError(_too_large_message("the upload", len(payload) * 3 // 4, max_bytes))
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise UploadError("the upload could not be decoded: its data URL is not valid base64") from None
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+# ----------------------------------------------------------------------------------- text tables
+
+def _parse_text_table(filename, data, ext, max_rows, max_columns, warnings):
+    """(X, names, labels, dimension names) of a CSV/TSV/TXT upload.
+
+    The file's layout (header, name/label columns) is read from its first rows as text; the whole
+    file is then parsed with typed columns, which is several times faster than text cells. When
+    that typed parse fails or disagrees, the file is re-read as text cells, whose slower path
+    names the offending row, line and column.
+    """
+    text, lines, skip, sep = _decode_text(filename, data, ext, max_rows, warnings)
+    n_records = _check_ragged(filename, text, lines, sep, skip)
+    whole = n_records <= _HEAD_ROWS
+    head = _text_cells(filename, text, sep, skip, ext, None if whole else _HEAD_ROWS)
+    if len(head) == 0 and whole:
+        raise UploadError(f"{filename!r} is empty (no rows)")
+    if head.shape[1] > max_columns + 2:  # +2: a name and a label column are not dimensions
+        raise UploadError(f"{filename!r} has {head.shape[1]:,} columns; the limit is {max_columns:,}")
+    if not whole and len(head):
+        head = _split_header(head)
+        typed = _typed_text_table(text, sep, head, n_records, warnings)
+        if typed is not None:
+            return typed
+    table = _split_header(head if whole else _text_cells(filename, text, sep, skip, ext, None))
+    return _table_columns(filename, table, True, warnings)
+
+
+def _decode_text(filename, data, ext, max_rows, warnings):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UploadError(
+            f"{filename!r} is not UTF-8 text (undecodable byte at offset {err.start}); "
+            f"is it a binary file with a {ext} extension?"
+        ) from None
+    if "\x00" in text:
+        raise UploadError(f"{filename!r} contains NUL bytes: it is a binary file, not {ext} text")
+    if not text.strip():
+        raise UploadError(f"{filename!r} is empty (no rows)")
+    if text.count("\n") > max_rows + 2:
+        raise UploadError(f"{filename!r} has more than {max_rows:,} rows (the limit is {max_rows:,})")
+
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip())
+    skip = first
+    if _is_word2vec_preamble(lines, first):
+        skip = first + 1
+        warnings.append(f"line {first + 1} ('{lines[first].strip()}') looks like a word2vec header and was skipped")
+    sep = _separator(ext, lines[skip] if skip < len(lines) else "")
+    return text, lines, skip, sep
+
+
+def _text_cells(filename, text, sep, skip, ext, nrows) -> pd.DataFrame:
+    """Cells as stripped strings, blank lines dropped; the index is each row's 0-based line."""
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=None,
+            dtype=object,
+            keep_default_na=False,
+            skip_blank_lines=False,  # keeps the index equal to line numbers
+            skiprows=skip,
+            nrows=nrows,
+            engine="c",
+            quotechar='"',
+        )
+    except pd.errors.EmptyDataError:
+        raise UploadError(f"{filename!r} is empty (no rows)") from None
+    except pd.errors.ParserError as err:
+        raise UploadError(f"{filename!r} could not be parsed as {ext} text: {err}") from None
+    frame.index = frame.index + skip  # exact unless a quoted field spans lines
+    frame = frame.fillna("").apply(lambda col: col.str.strip())
+    return frame.loc[~frame.eq("").all(axis=1)]
+
+
+def _typed_text_table(text, sep, head: pd.DataFrame, n_records: int, warnings):
+    """Parse the whole file with float feature columns, or None to fall back to text cells."""
+    if len(head) == 0:
+        return None
+    header = head.attrs.get("header", False)
+    head_warnings: list[str] = []
+    roles = _column_roles(head, header, head_warnings, drop_index=False)
+    if not roles["features"]:
+        return None
+    position = {col: j for j, col in enumerate(head.columns)}
+    text_cols = [c for c in (roles["name"], roles["label"]) if c is not None]
+    ignored = [c for c in head.columns if c not in roles["features"] and c not in text_cols]
+    dtypes = {position[c]: np.float64 for c in roles["features"]}
+    dtypes.update({position[c]: object for c in text_cols + ignored})
+    # head is the body after _split_header: its first index is the first data line
+    first_line = int(head.index[0])
+    try:
+        typed = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=None,
+            names=list(range(head.shape[1])),
+            skiprows=first_line,
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values={position[c]: sorted({v for w in _NA_WORDS for v in (w, w.upper(), w.capitalize())})
+                       for c in roles["features"]},
+            skip_blank_lines=True,
+            engine="c",
+            quotechar='"',
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if len(typed) != n_records - (1 if header else 0):
+        return None  # e.g. whitespace-only lines: the text path decides what they are
+    typed.columns = list(head.columns)
+    features = _drop_pandas_index(typed, roles["features"], head_warnings)
+    if not features:
+        return None
+    warnings.extend(head_warnings)
+    X = typed[features].to_numpy(dtype=np.float64)
+    names = labels = None
+    if roles["name"] is not None:
+        names = _text_values(typed[roles["name"]], roles["name"], "name", warnings)
+    if roles["label"] is not None:
+        labels = _text_values(typed[roles["label"]], roles["label"], "label", warnings)
+    return X, names, labels, [str(c) for c in features]
+
+
+def _check_ragged(filename, text: str, lines: list[str], sep: str, skip: int) -> int:
+    """Every non-blank record must have as many fields as the first one; returns their number."""
+    if sep == r"\s+":
+        counts = ((i, len(line.split())) for i, line in enumerate(lines) if i >= skip and line.strip())
+    elif '"' not in text:
+        counts = ((i, line.count(sep) + 1) for i, line in enumerate(lines) if i >= skip and line.strip())
+    else:
+        reader = csv.reader(io.StringIO(text), delimiter=sep, quotechar='"')
+        counts = ((reader.line_num - 1, len(rec)) for rec in reader
+                  if reader.line_num > skip and any(cell.strip() for cell in rec))
+    first_line, first_count, n_records = None, None, 0
+    for line, count in counts:
+        n_records += 1
+        if first_count is None:
+            first_line, first_count = line, count
+        elif count != first_count:
+            raise UploadError(
+                f"ragged rows in {filename!r}: line {line + 1} has {count} field{'s' if count != 1 else ''} "
+                f"but line {first_line + 1} has {first_count}; every row needs the same number of columns"
+            )
+    return n_records
+
+
+def _is_word2vec_preamble(lines: list[str], first: int) -> bool:
+    """word2vec's text format starts with a '<count> <dimensions>' line."""
+    head = lines[first].split()
+    if len(head) != 2 or not all(tok.isdigit() for tok in head):
+        return False
+    rest = next((line for line in lines[first + 1:] if line.strip()), "")
+    return len(rest.split()) == int(head[1]) + 1
+
+
+def _separator(ext: str, first_line: str) -> str:
+    if ext == ".tsv":
+        return "\t"
+    if ext == ".csv":
+        if "," not in first_line:
+            if ";" in first_line:
+                return ";"
+            if "\t" in first_line:
+                return "\t"
+        return ","
+    if "\t" in first_line:
+        return "\t"
+    if "," in first_line:
+        return ","
+    return r"\s+"
+
+
+def _is_number(cells: pd.Series) -> pd.Series:
+    """True where a text cell reads as a number (nan and inf count: they are caught later)."""
+    return pd.to_numeric(cells, errors="coerce").notna() | (cells.str.lower().isin(_NA_WORDS) & (cells != ""))
+
+
+def _split_header(frame: pd.DataFrame) -> pd.DataFrame:
+    """Use the first row as column names when it looks like a header."""
+    row0 = frame.iloc[0]
+    body = frame.iloc[1:]
+    keywords = set(NAME_COLUMNS) | set(LABEL_COLUMNS)
+    is_header = any(str(cell).lower() in keywords for cell in row0)
+    if not is_header and row0.iloc[0] == "" and len(body) and frame.shape[1] > 1:
+        # DataFrame.to_csv writes its index under an empty header cell
+        first = pd.to_numeric(body.iloc[:, 0], errors="coerce").to_numpy()
+        is_header = bool(np.array_equal(first, np.arange(len(body))))
+    if not is_header and len(body):
+        numeric_row0 = _is_number(row0)
+        for j, col in enumerate(frame.columns):
+            if numeric_row0.iloc[j] or row0.iloc[j] == "":
+                continue
+            if _is_number(body[col]).mean() > 0.5:  # a word above a column of numbers
+                is_header = True
+                break
+    if not is_header:
+        frame.columns = [f"column {j + 1}" for j in range(frame.shape[1])]
+        frame.attrs["header"] = False
+        return frame
+    names = [str(c) if str(c) else f"column {j + 1}" for j, c in enumerate(row0)]
+    body = body.copy()
+    body.columns = _dedupe_columns(names)
+    body.attrs["header"] = True
+    return body
+
+
+def _dedupe_columns(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return out
+
+
+# ------------------------------------------------------------------------------ column semantics
+
+def _table_columns(filename, frame: pd.DataFrame, index_is_line: bool, warnings):
+    """Split a table into (X, names, labels, dimension names) by the name/label/numeric rules.
+
+    ``index_is_line``: the frame's index holds 0-based line numbers of a text file.
+    """
+    if len(frame) == 0:
+        raise UploadError(f"{filename!r} has a header but no data rows (need at least {MIN_ROWS})")
+    header = frame.attrs.get("header", True)
+    roles = _column_roles(frame, header, warnings)
+    name_col, label_col = roles["name"], roles["label"]
+    feature_cols = roles["features"]
+    if not feature_cols:
+        raise UploadError(
+            f"{filename!r} has no numeric columns: need at least 1 embedding dimension besides "
+            "the name and label columns"
+        )
+
+    columns, dims = [], []
+    for col in feature_cols:
+        parts = _numeric_columns(filename, frame, col, index_is_line)
+        columns.extend(parts)
+        dims.extend([str(col)] if len(parts) == 1 else [f"{col}[{j}]" for j in range(len(parts))])
+    X = np.column_stack(columns) if len(columns) > 1 else columns[0].reshape(-1, 1)
+
+    names = None if name_col is None else _text_values(frame[name_col], name_col, "name", warnings)
+    labels = None if label_col is None else _text_values(frame[label_col], label_col, "label", warnings)
+    return X, names, labels, dims
+
+
+def _text_values(values: pd.Series, col, role: str, warnings) -> list[str]:
+    """Names or labels as strings; empty cells get a placeholder and a warning."""
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    empty = (text == "").to_numpy()
+    if role == "name":
+        out = [f"row_{i}" if e else v for i, (v, e) in enumerate(zip(text, empty))]
+        what = f"without a name in column {col!r} are called row_<index>"
+    else:
+        out = ["(missing)" if e else v for v, e in zip(text, empty)]
+        what = f"without a label in column {col!r} are labelled '(missing)'"
+    if empty.any():
+        warnings.append(f"{_count(int(empty.sum()), 'row')} {what}")
+    return out
+
+
+def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool = True) -> dict:
+    if header:
+        lower = {col: str(col).strip().lower() for col in frame.columns}
+        name_like = [c for c in frame.columns if lower[c] in NAME_COLUMNS]
+        label_like = [c for c in frame.columns if lower[c] in LABEL_COLUMNS]
+        name_col = min(name_like, key=lambda c: NAME_COLUMNS.index(lower[c]), default=None)
+        label_col = min(label_like, key=lambda c: LABEL_COLUMNS.index(lower[c]), default=None)
+        ignored = [c for c in name_like + label_like if c not in (name_col, label_col)]
+        if ignored:
+            warnings.append(f"columns {ignored} were ignored: only one name and one label column are used")
+        features = [c for c in frame.columns if c not in name_like and c not in label_like]
+        if drop_index:
+            features = _drop_pandas_index(frame, features, warnings)
+        return {"name": name_col, "label": label_col, "features": features}
+    # No header: leading text columns are the name, then the label (GloVe: "word v1 v2 ...").
+    text_cols = []
+    for col in frame.columns[:2]:
+        if not _is_number(frame[col].astype(str)).all():
+            text_cols.append(col)
+        else:
+            break
+    name_col = text_cols[0] if text_cols else None
+    label_col = text_cols[1] if len(text_cols) > 1 else None
+    features = [c for c in frame.columns if c not in text_cols]
+    return {"name": name_col, "label": label_col, "features": features}
+
+
+def _drop_pandas_index(frame, features, warnings):
+    """A nameless first column counting 0, 1, 2, ... is a saved pandas index, not a dimension."""
+    if not features:
+        return features
+    first = features[0]
+    if first != frame.columns[0] or not (str(first).startswith("column ") or str(first).startswith("Unnamed")
+                                         or str(first) in ("", "index", "__index_level_0__")):
+        return features
+    values = pd.to_numeric(frame[first], errors="coerce")
+    if values.notna().all() and np.array_equal(values.to_numpy(), np.arange(len(frame))):
+        warnings.append(f"column {first!r} counts 0, 1, 2, ... (a saved row index) and was not used as a dimension")
+        return features[1:]
+    return features
+
+
+def _numeric_columns(filename, frame, col, index_is_line) -> list[np.ndarray]:
+    """One float64 column, or several when a Parquet cell holds a list of numbers."""
+    series = frame[col]
+    if series.dtype == object and len(series) and isinstance(series.iloc[0], (list, tuple, np.ndarray)):
+        return _list_column(filename, series, col)
+    if pd.api.types.is_bool_dtype(series):
+        return [series.to_numpy(dtype=np.float64)]
+    if pd.api.types.is_numeric_dtype(series):
+        return [series.to_numpy(dtype=np.float64, na_value=np.nan)]
+    text = series.astype(str).str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    na_words = text.str.lower().isin(_NA_WORDS) | series.isna()
+    bad = values.isna() & ~na_words
+    if bad.any():
+        pos = int(np.argmax(bad.to_numpy()))
+        where = _where(frame, pos, index_is_line)
+        raise UploadError(
+            f"column {col!r} of {filename!r} is not numeric: {where} holds {str(series.iloc[pos])[:40]!r}; "
+            f"only a name column ({', '.join(NAME_COLUMNS)}) and a label column ({', '.join(LABEL_COLUMNS)}) may hold text"
+        )
+    return [values.to_numpy(dtype=np.float64, na_value=np.nan)]
+
+
+def _list_column(filename, series, col) -> list[np.ndarray]:
+    lengths = series.map(lambda v: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1).to_numpy()
+    if (lengths != lengths[0]).any():
+        pos = int(np.argmax(lengths != lengths[0]))
+        raise UploadError(
+            f"ragged rows in {filename!r}: column {col!r} holds lists of {lengths[0]} numbers but row {pos + 1} "
+            f"holds {'no list' if lengths[pos] < 0 else lengths[pos]}"
+        )
+    try:
+        matrix = np.array([np.asarray(v, dtype=np.float64) for v in series])
+    except (TypeError, ValueError):
+        raise UploadError(f"column {col!r} of {filename!r} holds lists that are not all numbers") from None
+    return [matrix[:, j] for j in range(matrix.shape[1])]
+
+
+def _where(frame, pos: int, index_is_line: bool) -> str:
+    if not index_is_line:
+        return f"row {pos + 1}"
+    return f"row {pos + 1} (line {int(frame.index[pos]) + 1} of the file)"
+
+
+# ---------------------------------------------------------------------------------- npy, parquet
+
+def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
+    if not data.startswith(_NPY_MAGIC):
+        raise UploadError(f"{filename!r} is not a .npy file (it lacks the NUMPY header); save it with numpy.save")
+    buf = io.BytesIO(data)
+    # Read the header first so that type and size are checked before any data is allocated.
+    try:
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+    except (ValueError, OSError, EOFError, SyntaxError) as err:
+        raise UploadError(f"{filename!r} is a corrupt .npy file (unreadable header: {err})") from None
+    if dtype.hasobject:
+        raise UploadError(
+            f"{filename!r} holds Python objects (dtype {dtype}); only plain numeric arrays are accepted, "
+            "because loading objects would mean unpickling (running) the file's contents"
+        )
+    if dtype.names is not None:
+        raise UploadError(
+            f"{filename!r} holds a structured array (fields {', '.join(dtype.names)}); "
+            "save a plain 2-d numeric array instead, e.g. numpy.save(path, X.astype('float32'))"
+        )
+    if dtype.kind not in "biuf":
+        raise UploadError(f"{filename!r} holds {dtype} values; need a numeric (integer or float) array")
+    if len(shape) != 2:
+        hint = " (reshape a single vector with X.reshape(1, -1))" if len(shape) == 1 else ""
+        raise UploadError(f"{filename!r} holds an array of shape {shape}; need a 2-d array rows x dimensions{hint}")
+    _check_shape(filename, tuple(shape), max_rows, max_columns)
+    buf.seek(0)
+    try:
+        array = np.load(buf, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UploadError(f"{filename!r} is a corrupt .npy file ({err})") from None
+    return np.asarray(array, dtype=np.float64)
+
+
+def _read_parquet(filename, data: bytes, max_rows, max_columns) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not (data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC)):
+        raise UploadError(f"{filename!r} is not a Parquet file (it lacks the PAR1 markers) or it is truncated")
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
+        if meta.num_rows > max_rows:
+            raise UploadError(f"{filename!r} has {meta.num_rows:,} rows; the limit is {max_rows:,}")
+        if meta.num_columns > max_columns + 2:
+            raise UploadError(f"{filename!r} has {meta.num_columns:,} columns; the limit is {max_columns:,}")
+        frame = parquet.read().to_pandas()
+    except UploadError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+        raise UploadError(f"{filename!r} is a corrupt Parquet file ({str(err)[:200]})") from None
+    if len(frame) == 0:
+        raise UploadError(f"{filename!r} is empty (no rows)")
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    frame.attrs["header"] = True
+    return frame
+
+
+# ------------------------------------------------------------------------------------ validation
+
+def _check_shape(filename, X, max_rows, max_columns) -> None:
+    rows, cols = X if isinstance(X, tuple) else X.shape
+    if rows == 0:
+        raise UploadError(f"{filename!r} is empty (no rows)")
+    if rows < MIN_ROWS:
+        raise UploadError(f"{filename!r} has {rows} row; need at least {MIN_ROWS} rows (one per entity)")
+    if cols < 1:
+        raise UploadError(f"{filename!r} has no columns: need at least 1 embedding dimension")
+    if rows > max_rows:
+        raise UploadError(f"{filename!r} has {rows:,} rows; the limit is {max_rows:,}")
+    if cols > max_columns:
+        raise UploadError(f"{filename!r} has {cols:,} dimensions; the limit is {max_columns:,}")
+
+
+def _check_finite(filename, X: np.ndarray, dims: list[str] | None) -> None:
+    finite = np.isfinite(X)
+    if finite.all():
+        return
+    n_nan = int(np.isnan(X).sum())
+    n_inf = int(np.isinf(X).sum())
+    row, col = (int(i) for i in np.argwhere(~finite)[0])
+    parts = []
+    if n_nan:
+        parts.append(f"{n_nan} missing or NaN value{'s' if n_nan > 1 else ''}")
+    if n_inf:
+        parts.append(f"{n_inf} infinite value{'s' if n_inf > 1 else ''}")
+    raise UploadError(
+        f"{filename!r} contains {' and '.join(parts)} (first in row {row + 1}, "
+        f"{'dimension ' + str(col + 1) if dims is None else 'column ' + repr(dims[col])}); "
+        "remove or fill them before uploading"
+    )
+
+
+def _unique_names(names, n, warnings) -> list[str]:
+    """Names identify entities in search and tables, so duplicates get a '#2', '#3' suffix."""
+    if names is None:
+        return [f"row_{i}" for i in range(n)]
+    counts: dict[str, int] = {}
+    taken = set(names)
+    out = []
+    renamed = 0
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] == 1:
+            out.append(name)
+            continue
+        k = counts[name]
+        while f"{name}{_DUPLICATE_SEPARATOR}{k}" in taken:
+            k += 1
+        counts[name] = k
+        new = f"{name}{_DUPLICATE_SEPARATOR}{k}"
+        taken.add(new)
+        out.append(new)
+        renamed += 1
+    if renamed:
+        first = next(a for a, b in zip(names, out) if a != b)
+        warnings.append(f"{_count(renamed, 'duplicate name')} made unique with a '#2', '#3', ... suffix (first: {first!r})")
+    return out
+
+
+def _warn_degenerate(X: np.ndarray, warnings) -> None:
+    spread = X.max(axis=0) - X.min(axis=0)
+    if not spread.any():
+        warnings.append("all rows are identical (zero variance): codes, maps and neighbours will be meaningless")
+    elif not spread.all():
+        warnings.append(f"{int((spread == 0).sum())} of {X.shape[1]} dimensions are constant (zero variance)")
+
+
+def _choose_metric(filename, X, metric, warnings) -> str:
+    hinted = any(h in filename.lower() for h in POINCARE_HINTS)
+    if metric == "euclidean" or (metric is None and not hinted):
+        return "euclidean"
+    norms = np.linalg.norm(X, axis=1)
+    outside = norms >= 1.0
+    if not outside.any():
+        return "poincare"
+    row = int(np.argmax(outside))
+    if metric == "poincare":
+        raise UploadError(
+            f"metric 'poincare' needs every row strictly inside the unit ball, but {int(outside.sum())} rows are not "
+            f"(first: row {row + 1}, norm {norms[row]:.4g})"
+        )
+    warnings.append(
+        f"the file name suggests Poincare embeddings but row {row + 1} has norm {norms[row]:.4g} >= 1; using euclidean"
+    )
+    return "euclidean"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _too_large_message(what: str, size: int, limit: int) -> str:
+    return f"{what} is too large ({_mb(size)}); the limit is {_mb(limit)}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def _extension(filename: str) -> str:
+    return os.path.splitext(filename)[1].lower()

@@ -1,0 +1,315 @@
+"""Uploads: every malformed file gets its own readable message; good files round-trip."""
+from __future__ import annotations
+
+import base64
+import io
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hkd_core.datasets.base import Dataset
+from hkd_core.uploads import (
+    MAX_UPLOAD_BYTES,
+    MIN_ROWS,
+    UploadError,
+    decode_upload_content,
+    parse_embedding_upload,
+)
+
+
+def npy_bytes(array, allow_pickle=False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, engine="pyarrow", index=False)
+    return buf.getvalue()
+
+
+def data_url(raw: bytes, mime="text/csv") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def upload_error(filename, content, **kw) -> str:
+    with pytest.raises(UploadError) as info:
+        parse_embedding_upload(filename, content, **kw)
+    return str(info.value)
+
+
+# ------------------------------------------------------------------------------- good uploads
+
+def test_csv_with_header_names_and_labels():
+    ds = parse_embedding_upload("animals.csv", b"name,label,x,y\ndog.n.01,canine,1,2\ncat.n.01,feline,3,4.5\n")
+    assert isinstance(ds, Dataset)
+    assert ds.X.dtype == np.float32
+    np.testing.assert_allclose(ds.X, [[1, 2], [3, 4.5]])
+    assert ds.names == ["dog.n.01", "cat.n.01"]
+    assert ds.labels == ["canine", "feline"]
+    assert ds.metric == "euclidean"
+    assert ds.extra["warnings"] == []
+    assert ds.name == "upload:animals.csv"
+
+
+def test_csv_without_header_gets_row_names():
+    ds = parse_embedding_upload("v.csv", b"1,2,3\n4,5,6\n7,8,9\n")
+    assert ds.X.shape == (3, 3)
+    assert ds.names == ["row_0", "row_1", "row_2"]
+    assert ds.labels is None
+
+
+def test_alternative_column_names_and_priority():
+    ds = parse_embedding_upload("v.csv", b"id,word,Category,x\n7,dog,a,1\n8,cat,b,2\n")
+    assert ds.names == ["dog", "cat"]  # word is preferred to id; id is never a dimension
+    assert ds.labels == ["a", "b"]
+    assert ds.X.shape == (2, 1)
+    assert any("'id'" in w for w in ds.extra["warnings"])
+
+
+def test_glove_style_text_and_word2vec_preamble():
+    glove = parse_embedding_upload("glove.txt", b"dog 0.1 0.2\ncat  0.3 0.4\n\nemu 0.5 0.6\n")
+    assert glove.names == ["dog", "cat", "emu"]
+    np.testing.assert_allclose(glove.X[2], [0.5, 0.6], rtol=1e-6)
+    w2v = parse_embedding_upload("w2v.txt", b"2 3\ndog 1 2 3\ncat 4 5 6\n")
+    assert w2v.X.shape == (2, 3) and w2v.names == ["dog", "cat"]
+    assert any("word2vec" in w for w in w2v.extra["warnings"])
+
+
+def test_tsv_and_semicolon_csv():
+    tsv = parse_embedding_upload("v.tsv", b"name\tx\ty\na\t1\t2\nb\t3\t4\n")
+    assert tsv.names == ["a", "b"] and tsv.X.shape == (2, 2)
+    semi = parse_embedding_upload("v.csv", b"x;y\n1;2\n3;4\n")
+    np.testing.assert_allclose(semi.X, [[1, 2], [3, 4]])
+
+
+def test_quoted_names_with_separators():
+    ds = parse_embedding_upload("v.csv", b'name,x\n"dog, domestic",1\n"cat",2\n')
+    assert ds.names == ["dog, domestic", "cat"]
+
+
+def test_saved_pandas_index_is_not_a_dimension():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [4.0, 5.0, 7.0]})
+    ds = parse_embedding_upload("v.csv", frame.to_csv().encode())  # index written under ""
+    np.testing.assert_allclose(ds.X, frame.to_numpy())
+    assert any("row index" in w for w in ds.extra["warnings"])
+
+
+def test_data_url_decoding():
+    raw = b"name,x,y\na,1,2\nb,3,4\n"
+    ds = parse_embedding_upload("v.csv", data_url(raw))
+    assert ds.names == ["a", "b"]
+    assert decode_upload_content(data_url(raw, mime="")) == raw
+    assert decode_upload_content("data:text/csv,1%2C2%0A3%2C4") == b"1,2\n3,4"
+    assert "not valid base64" in upload_error("v.csv", "data:text/csv;base64,@@not base64@@")
+
+
+def test_npy_round_trip():
+    X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    ds = parse_embedding_upload("emb.npy", npy_bytes(X))
+    np.testing.assert_array_equal(ds.X, X)
+    assert ds.names == [f"row_{i}" for i in range(5)]
+    ints = parse_embedding_upload("emb.npy", data_url(npy_bytes(np.arange(6).reshape(3, 2)), "application/octet-stream"))
+    np.testing.assert_array_equal(ints.X, [[0, 1], [2, 3], [4, 5]])
+
+
+def test_parquet_round_trip_with_columns_and_list_column():
+    frame = pd.DataFrame({"name": ["a", "b", "c"], "label": ["p", "q", "p"], "x": [1.0, 2.0, 3.0], "y": [0, 1, 2]})
+    ds = parse_embedding_upload("emb.parquet", parquet_bytes(frame))
+    assert ds.names == ["a", "b", "c"] and ds.labels == ["p", "q", "p"]
+    np.testing.assert_allclose(ds.X, frame[["x", "y"]].to_numpy())
+    lists = pd.DataFrame({"entity": ["a", "b"], "embedding": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]})
+    ds = parse_embedding_upload("emb.parquet", parquet_bytes(lists))
+    assert ds.names == ["a", "b"]
+    np.testing.assert_allclose(ds.X, [[1, 2, 3], [4, 5, 6]])
+
+
+# ---------------------------------------------------------------------------- malformed files
+
+def test_empty_files():
+    assert "is empty (0 bytes)" in upload_error("v.csv", b"")
+    assert "is empty (0 bytes)" in upload_error("v.npy", data_url(b""))
+    assert "is empty (no rows)" in upload_error("v.csv", b"\n  \n\n")
+    assert "header but no data rows" in upload_error("v.csv", b"name,x,y\n")
+    assert "is empty (no rows)" in upload_error("v.npy", npy_bytes(np.zeros((0, 3))))
+    assert "is empty (no rows)" in upload_error("v.parquet", parquet_bytes(pd.DataFrame({"x": pd.Series([], dtype=float)})))
+
+
+def test_one_row_names_the_minimum():
+    assert MIN_ROWS == 2
+    for filename, content in [("v.csv", b"x,y\n1,2\n"), ("v.npy", npy_bytes(np.ones((1, 4)))),
+                              ("v.parquet", parquet_bytes(pd.DataFrame({"x": [1.0]})))]:
+        message = upload_error(filename, content)
+        assert "has 1 row" in message and "need at least 2 rows" in message
+
+
+def test_non_numeric_cell_names_column_and_row():
+    message = upload_error("v.csv", b"name,x,y\na,1,2\nb,3,oops\nc,5,6\n")
+    assert "column 'y'" in message and "row 2" in message and "line 3" in message and "'oops'" in message
+    message = upload_error("v.csv", b"name,colour,x\na,red,1\nb,blue,2\n")
+    assert "column 'colour'" in message and "row 1" in message
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": ["3", "q"]})
+    message = upload_error("v.parquet", parquet_bytes(frame))
+    assert "column 'y'" in message and "row 2" in message and "'q'" in message
+
+
+def test_no_numeric_columns():
+    assert "no numeric columns" in upload_error("v.csv", b"name,label\ndog,a\ncat,b\n")
+
+
+def test_ragged_rows():
+    longer = upload_error("v.csv", b"x,y\n1,2\n3,4,5\n6,7\n")
+    assert "ragged rows" in longer and "line 3 has 3 fields" in longer and "line 1 has 2" in longer
+    shorter = upload_error("v.csv", b"x,y\n1,2\n\n3\n6,7\n")
+    assert "ragged rows" in shorter and "line 4 has 1 field " in shorter
+    text = upload_error("v.txt", b"dog 1 2\ncat 3\n")
+    assert "ragged rows" in text and "line 2" in text
+    lists = pd.DataFrame({"embedding": [[1.0, 2.0], [3.0], [4.0, 5.0]]})
+    assert "ragged rows" in upload_error("v.parquet", parquet_bytes(lists))
+
+
+def test_nan_and_inf_counted_with_first_row():
+    message = upload_error("v.csv", b"x,y\n1,2\n3,nan\n5,inf\n,6\n")
+    assert "2 missing or NaN values" in message and "1 infinite value" in message
+    assert "first in row 2" in message and "column 'y'" in message
+    X = np.ones((4, 2))
+    X[3, 1] = -np.inf
+    message = upload_error("v.npy", npy_bytes(X))
+    assert "1 infinite value" in message and "row 4" in message and "NaN" not in message
+
+
+def test_too_large_bytes_rows_and_columns():
+    assert "too large" in upload_error("v.csv", b"1,2\n3,4\n", max_bytes=5)
+    big_url = "data:text/csv;base64," + "A" * 4000
+    assert "too large" in upload_error("v.csv", big_url, max_bytes=1000)
+    assert MAX_UPLOAD_BYTES >= 10 * 1024 * 1024
+    rows = b"".join(b"%d,%d\n" % (i, i) for i in range(20))
+    assert "the limit is 10" in upload_error("v.csv", rows, max_rows=10)
+    assert "the limit is 10" in upload_error("v.npy", npy_bytes(np.ones((11, 2))), max_rows=10)
+    assert "the limit is 5" in upload_error("v.parquet", parquet_bytes(pd.DataFrame({"x": np.arange(6.0)})), max_rows=5)
+    message = upload_error("v.npy", npy_bytes(np.ones((3, 8))), max_columns=4)
+    assert "8 dimensions" in message and "the limit is 4" in message
+    assert "the limit is 2" in upload_error("v.csv", b"1,2,3\n4,5,6\n", max_columns=2)
+
+
+def test_unsupported_extension():
+    message = upload_error("emb.xlsx", b"PK\x03\x04")
+    assert "unsupported file type '.xlsx'" in message and ".csv" in message and ".parquet" in message
+    assert "without an extension" in upload_error("embeddings", b"1,2\n3,4\n")
+
+
+def test_corrupt_npy_and_parquet():
+    assert "not a .npy file" in upload_error("v.npy", b"1,2\n3,4\n")
+    good = npy_bytes(np.arange(12.0).reshape(6, 2))
+    assert "corrupt .npy" in upload_error("v.npy", good[:-9])
+    assert "corrupt .npy" in upload_error("v.npy", good[:12])  # header cut short
+    assert "not a Parquet file" in upload_error("v.parquet", b"x,y\n1,2\n")
+    pq = parquet_bytes(pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}))
+    assert "corrupt Parquet" in upload_error("v.parquet", pq[:4] + b"\x00" * (len(pq) - 8) + pq[-4:])
+
+
+def test_binary_data_in_a_text_extension():
+    assert "not UTF-8 text" in upload_error("v.csv", b"\xff\xfe\x00\x81garbage")
+    assert "binary file" in upload_error("v.csv", npy_bytes(np.ones((2, 2))))
+
+
+class _Tripwire:
+    """Unpickling this creates a file: proof that a loader executed content."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def test_object_npy_is_refused_without_unpickling(tmp_path):
+    tripwire = tmp_path / "executed"
+    array = np.empty(2, dtype=object)
+    array[0] = _Tripwire(str(tripwire))
+    array[1] = _Tripwire(str(tripwire))
+    message = upload_error("evil.npy", npy_bytes(array, allow_pickle=True))
+    assert "Python objects" in message and "unpickling" in message
+    assert not tripwire.exists()
+
+
+def test_structured_string_and_wrong_rank_npy():
+    structured = np.zeros(3, dtype=[("a", "f4"), ("b", "f4")])
+    assert "structured array (fields a, b)" in upload_error("v.npy", npy_bytes(structured))
+    assert "need a numeric" in upload_error("v.npy", npy_bytes(np.array([["a", "b"], ["c", "d"]])))
+    assert "shape (6,)" in upload_error("v.npy", npy_bytes(np.arange(6.0)))
+    assert "shape (2, 2, 2)" in upload_error("v.npy", npy_bytes(np.ones((2, 2, 2))))
+
+
+# ----------------------------------------------------------------------------------- warnings
+
+def test_duplicate_names_made_unique_with_warning():
+    ds = parse_embedding_upload("v.csv", b"name,x\ndog,1\ndog,2\ndog#2,3\ncat,4\n")
+    assert len(set(ds.names)) == 4
+    assert ds.names[0] == "dog" and ds.names[2] == "dog#2" and ds.names[3] == "cat"
+    assert ds.names[1].startswith("dog#")
+    assert any("1 duplicate name made unique" in w for w in ds.extra["warnings"])
+
+
+def test_zero_variance_warnings():
+    same = parse_embedding_upload("v.csv", b"1,2\n1,2\n1,2\n")
+    assert any("zero variance" in w and "identical" in w for w in same.extra["warnings"])
+    one_constant = parse_embedding_upload("v.csv", b"1,2\n1,3\n")
+    assert any("1 of 2 dimensions are constant" in w for w in one_constant.extra["warnings"])
+
+
+def test_missing_names_and_labels_are_filled():
+    ds = parse_embedding_upload("v.csv", b"name,label,x\n,a,1\nb,,2\n")
+    assert ds.names == ["row_0", "b"] and ds.labels == ["a", "(missing)"]
+    assert len(ds.extra["warnings"]) == 2
+
+
+# ------------------------------------------------------------------------------------- metric
+
+def test_poincare_from_filename_or_hint():
+    inside = b"0.1,0.2\n0.3,-0.4\n"
+    assert parse_embedding_upload("mammals_poincare.csv", inside).metric == "poincare"
+    assert parse_embedding_upload("v.csv", inside, metric="poincare").metric == "poincare"
+    assert parse_embedding_upload("poincare.csv", inside, metric="euclidean").metric == "euclidean"
+    outside = b"0.1,0.2\n0.9,0.9\n"
+    ds = parse_embedding_upload("hyperbolic.csv", outside)
+    assert ds.metric == "euclidean" and any("row 2 has norm" in w for w in ds.extra["warnings"])
+    message = upload_error("v.csv", outside, metric="poincare")
+    assert "unit ball" in message and "row 2" in message
+    assert "metric must be one of" in upload_error("v.csv", inside, metric="cosine")
+
+
+# --------------------------------------------------------------------- typed fast path for CSV
+
+FAST_PATH_CASES = [
+    ("v.csv", b"name,label,x,y\na,p,1,2\nb,q,3,4\nc,,5,6\nc,r, 7 ,8\n"),
+    ("v.csv", b"1,2\n3,4\n5,6\n7,8\n9,10\n"),
+    ("v.csv", b"x,y\n1,2\n3,4\n5,oops\n7,8\n"),
+    ("v.csv", b"x,y\n1,2\n3,4\nNA,inf\n7,8\n"),
+    ("v.csv", b",x,y\n0,1,2\n1,3,4\n2,5,7\n3,1,1\n"),
+    ("v.csv", b"x,y\n1,2\n3,4\n   \n7,8\n"),
+    ("v.txt", b"dog 1 2\ncat 3 4\nemu 5 6\nnan 7 8\n"),
+    ("v.txt", b"1 2\n3 4\ndog 5 6\n"),
+    ("v.tsv", b"word\tx\ny\ny\t1\t2\n"),
+]
+
+
+@pytest.mark.parametrize("filename,content", FAST_PATH_CASES)
+def test_typed_fast_path_matches_text_path(monkeypatch, filename, content):
+    """Big text files are parsed with typed columns after a look at their first rows; forcing
+    that path on small files must give the same dataset or the same message as the text path."""
+    import hkd_core.uploads as uploads
+
+    def outcome():
+        try:
+            ds = parse_embedding_upload(filename, content)
+        except UploadError as err:
+            return str(err)
+        return ds.X.tolist(), ds.names, ds.labels, ds.metric, ds.extra["warnings"]
+
+    text_path = outcome()
+    monkeypatch.setattr(uploads, "_HEAD_ROWS", 2)
+    assert outcome() == text_path
