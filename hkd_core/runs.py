@@ -20,7 +20,7 @@ import numpy as np
 
 import hkd_core
 from hkd_core.datasets import Dataset, load_dataset
-from hkd_core.metrics import evaluate
+from hkd_core.metrics import evaluate, mean_average_hierarchical_precision
 from hkd_core.models import load_model, make_model
 from hkd_core.presets import default_params
 
@@ -68,7 +68,13 @@ def train_run(dataset: str, model: str, params: dict | None = None,
     """Fit ``model`` on the training rows of ``dataset`` and evaluate it on the test rows (all
     rows when the dataset has no split). ``data`` skips loading (e.g. an uploaded Dataset)."""
     config = run_config(dataset, model, params, dataset_options, knn_metric)
-    ds = data if data is not None else load_dataset(dataset, **config["dataset_options"])
+    if data is not None:
+        ds = data
+    else:
+        options = dict(config["dataset_options"])
+        if progress is not None:
+            options["progress"] = progress      # e.g. the CIFAR backbone's epochs
+        ds = load_dataset(dataset, **options)
     estimator = make_model(model, **_model_params(config["params"], ds))
     start = time.perf_counter()
     fit_kwargs = {"progress": progress} if progress is not None else {}
@@ -78,6 +84,10 @@ def train_run(dataset: str, model: str, params: dict | None = None,
     codes = estimator.transform(evaluated.X)
     metric = knn_metric or ds.metric
     metrics = evaluate(codes, evaluated.X, metric, estimator.inverse_transform(codes), K=estimator.K)
+    if ds.hierarchy and evaluated.labels is not None:
+        # hierarchical retrieval quality (SHREWD's mAHP@250, Barz & Denzler similarity)
+        metrics["mahp250"] = mean_average_hierarchical_precision(
+            codes, evaluated.X, evaluated.labels, ds.hierarchy, k=250)
     metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds,
                     "split": "test" if ds.has_split else "all"})
     config["fit_seconds"] = seconds

@@ -4,6 +4,7 @@ never loads torch, nltk or an archive."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 from hkd_core.datasets.base import Dataset  # noqa: F401
@@ -20,7 +21,18 @@ class DatasetSpec:
         return importlib.import_module(self.module)
 
     def load(self, **options) -> Dataset:
-        return getattr(self._module(), self.loader)(**options)
+        loader = getattr(self._module(), self.loader)
+        accepted = inspect.signature(loader).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        unknown = [k for k in options if k not in accepted]
+        if unknown and not takes_any:
+            if set(unknown) == {"progress"}:
+                options = {k: v for k, v in options.items() if k != "progress"}
+            else:
+                raise ValueError(f"dataset {self.name!r} does not take option(s) "
+                                 f"{sorted(set(unknown) - {'progress'})}; it takes "
+                                 f"{sorted(k for k in accepted if k != 'progress')}")
+        return loader(**options)
 
     def availability(self, **options) -> tuple[bool, str]:
         mod = self._module()
