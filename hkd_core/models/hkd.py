@@ -19,8 +19,8 @@ from hkd_core.models.exemplars import (calibrate_affinities, input_distances,
                                        neighbour_exemplars, select_exemplars)
 from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
                                   student_t_affinities, weighted_code_distances)
-from hkd_core.models.modules import (ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights,
-                                     hard_one_hot)
+from hkd_core.models.modules import ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights
+from hkd_core.models.torch_utils import check_n_threads, torch_threads
 
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 ABLATIONS = (None, "no-recon", "no-kl", "no-decay")
@@ -47,6 +47,8 @@ class HKD(CodeModel):
     epochs, batch_size, lr, optimizer : training (paper: RMSprop, lr 1e-4, batch 128).
     seed : makes a run repeatable on the same device.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", ...
+    n_threads : torch CPU threads during fit (None: leave torch's setting). Small networks gain
+        nothing from intra-op threads and lose much when the other core is busy.
     ablation : None, "no-recon" (alpha=0), "no-kl" (beta=0), "no-decay" (decay=0) - Table 2.
     """
 
@@ -56,7 +58,7 @@ class HKD(CodeModel):
                  n_kmeans_exemplars=200, n_random_exemplars=100, n_neighbour_exemplars=0,
                  metric="euclidean", relaxation="softmax", tau_start=1.0, tau_end=0.1,
                  epochs=300, batch_size=128, lr=1e-4, optimizer="rmsprop", seed=0,
-                 device="auto", ablation=None):
+                 device="auto", ablation=None, n_threads=1):
         self.K = K
         self.D = D
         self.hidden = hidden
@@ -84,6 +86,7 @@ class HKD(CodeModel):
         self.seed = seed
         self.device = device
         self.ablation = ablation
+        self.n_threads = n_threads
 
     @property
     def model_name(self) -> str:
@@ -134,6 +137,7 @@ class HKD(CodeModel):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_int("seed", self.seed, 0)
         check_choice("ablation", self.ablation, ABLATIONS)
+        check_n_threads(self.n_threads)
         alpha, beta, decay = float(self.alpha), float(self.beta), float(self.decay)
         if self.ablation == "no-recon":
             alpha = 0.0
@@ -160,6 +164,10 @@ class HKD(CodeModel):
     def fit(self, X, y=None, progress=None):
         X = check_X(X)
         cfg = self._validate(X)
+        with torch_threads(self.n_threads):
+            return self._fit(X, cfg, progress)
+
+    def _fit(self, X, cfg, progress):
         torch.manual_seed(self.seed)
         n, n_features = X.shape
         self.n_features_in_ = n_features
