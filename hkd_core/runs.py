@@ -21,8 +21,8 @@ import numpy as np
 import hkd_core
 from hkd_core.datasets import Dataset, load_dataset
 from hkd_core.metrics import evaluate, mean_average_hierarchical_precision
-from hkd_core.models import load_model, make_model
-from hkd_core.presets import default_params
+from hkd_core.models import make_model
+from hkd_core.presets import HKD_FAMILY, default_params
 
 
 def code_version() -> str:
@@ -54,6 +54,10 @@ class RunResult:
 def run_config(dataset: str, model: str, params: dict | None = None,
                dataset_options: dict | None = None, knn_metric: str | None = None) -> dict:
     merged = {**default_params(dataset, model), **(params or {})}
+    if model in HKD_FAMILY and knn_metric and "metric" not in (params or {}):
+        # the neighbourhoods the codes should keep (p_{j|i}, eq. 8) are the ones the user
+        # evaluates: --knn-metric euclidean on Poincare data makes p Euclidean too
+        merged["metric"] = knn_metric
     return {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "model": model,
             "params": _jsonify(merged), "knn_metric": knn_metric, "version": code_version()}
 
