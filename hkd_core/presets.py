@@ -30,7 +30,9 @@ TRAINING_SETTINGS: dict[str, dict] = {
     # decay lambda 0.1 keeps digits 1..8 neighbour-preserving (0.3 let reconstruction split
     # clusters from digit 6 on); lr 1e-3 reaches in 200 epochs what 1e-4 needs ~10x more for
     "synthetic": dict(epochs=200, lr=1e-3, batch_size=128, optimizer="rmsprop", decay=0.1),
-    "mammals": dict(epochs=300, lr=1e-3, batch_size=128, optimizer="rmsprop"),
+    # decay 0.3: measured on the shipped embedding, 0.2 / 0.4 / 0.5 gave lower KNN=5 shares at
+    # 80-90 % search reduction under Euclidean neighbours (closing note of the mammals issue)
+    "mammals": dict(epochs=300, lr=1e-3, batch_size=128, optimizer="rmsprop", decay=0.3),
     "cifar100": dict(epochs=100, lr=1e-3, batch_size=128, optimizer="rmsprop"),
 }
 
