@@ -326,7 +326,8 @@ def cifar100_hierarchy(raw: dict) -> dict[str, str]:
 # --- finding and downloading -------------------------------------------------------------------
 
 def default_cache_dir() -> str:
-    return os.path.join(os.path.expanduser("~"), ".cache", "hkd_explorer", "cifar100")
+    root = os.environ.get("HKD_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hkd_explorer")
+    return os.path.join(root, "cifar100")
 
 
 def _candidate_dirs(data_dir) -> list[str]:
