@@ -144,7 +144,7 @@ def format_share_table(results: dict[str, dict], ks=("5", "10", "15", "20"), tit
         for i, (name, m) in enumerate(results.items()):
             if k not in m["share"]:
                 continue
-            head = f"KNN={k:<4}" if i == 0 else " " * 9
+            head = f"KNN={k:<5}" if i == 0 else " " * 9
             lines.append(f"{head}{name:<{width - 9}}" + "".join(f"{v:>7.3f}" for v in m["share"][k]))
     for name, m in results.items():
         label = "Search reduction (%)" if len(results) == 1 else f"Reduction % {name}"
