@@ -36,13 +36,16 @@ TRAINING_SETTINGS: dict[str, dict] = {
     "cifar100": dict(epochs=100, lr=1e-3, batch_size=128, optimizer="rmsprop"),
 }
 
+# a user's own embeddings: the training choices that worked on both shipped data sets
+GENERIC_TRAINING = dict(epochs=200, lr=1e-3, batch_size=128, optimizer="rmsprop", decay=0.2)
+
 GENERIC_KEYS = ("K", "D", "seed")
 
 
 def default_params(dataset: str, model: str) -> dict:
     """Parameters ``train`` uses for ``model`` on ``dataset`` before command-line overrides."""
     paper = dict(PAPER_SETTINGS.get(dataset, {}))
-    training = dict(TRAINING_SETTINGS.get(dataset, {}))
+    training = dict(TRAINING_SETTINGS.get(dataset, GENERIC_TRAINING))
     if model in HKD_FAMILY:
         return {**paper, **training}
     return {k: paper[k] for k in GENERIC_KEYS if k in paper}

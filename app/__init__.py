@@ -1,0 +1,51 @@
+"""The HKD Explorer Dash app: ``create_app(cache_dir=...)`` builds it (``python app.py`` runs it).
+
+    layout.py     the page (CSS grid of cards; ids used by tests and callbacks)
+    callbacks.py  thin callbacks over state.py, hkd_core and figures.py
+    figures.py    pure figure / table builders (tested without a browser)
+    state.py      server-side workspace: data sets, results, projections (diskcache store)
+"""
+from __future__ import annotations
+
+import os
+
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+
+
+def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
+               dataset_options: dict | None = None, controls: dict | None = None,
+               projection: str | None = None, title: str = "HKD Explorer"):
+    """Build the Dash app.
+
+    cache_dir        directory for the artefact store and Dash's background-job cache
+                     (default: <repo>/.hkd_cache). Results and projections persist there.
+    default_dataset  data set shown at start; falls back to the first available one.
+    dataset_options  per-dataset loader keyword arguments, e.g. {"synthetic": {"n_per_cluster": 20}}.
+    controls         overrides of the start values of the controls, e.g. {"model": "hkm", "epochs": 5}.
+    projection       default map method when the data allow it ("pca" for fast tests).
+    """
+    import diskcache
+    from dash import Dash, DiskcacheManager
+
+    from app.callbacks import register_callbacks
+    from app.layout import build_layout
+    from app.state import Workspace
+    from hkd_core.models import MODEL_NAMES
+
+    ws = Workspace(cache_dir, dataset_options, controls, projection)
+    choices = ws.dataset_choices()
+    enabled = [o["value"] for o in choices if not o.get("disabled")]
+    if not enabled:
+        raise RuntimeError("no data set is available: " + "; ".join(o.get("title", "") for o in choices))
+    if default_dataset not in enabled:
+        default_dataset = "synthetic" if "synthetic" in enabled else enabled[0]
+
+    jobs_dir = os.path.join(ws.cache_dir, "jobs")
+    os.makedirs(jobs_dir, exist_ok=True)
+    manager = DiskcacheManager(diskcache.Cache(jobs_dir))
+    app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
+               serve_locally=True, update_title=None)
+    app.layout = build_layout(choices, default_dataset, MODEL_NAMES, ws.controls_for(default_dataset))
+    register_callbacks(app, ws, manager)
+    app.workspace = ws  # for tests and the benchmark
+    return app

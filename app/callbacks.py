@@ -1,0 +1,441 @@
+"""Dash callbacks: thin glue between the page and app/state.py, hkd_core and app/figures.py.
+
+Flow: dataset change -> controls + auto-request -> request_model (cached result, or a quick HKM
+preview plus a background training request) -> result-key -> render (map, tree, metrics,
+map-groups) -> the depth slider recolours in the browser (assets/recolour.js), sunburst clicks
+and searches patch overlay traces of the map.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+from dash import ClientsideFunction, Input, Output, Patch, State, ctx, dcc, no_update
+from dash.exceptions import PreventUpdate
+
+from app import figures as F
+from app.layout import FIGURE_FORMATS, TABLE_FORMATS
+from app.state import PREVIEW_MODEL, Workspace, model_params
+from hkd_core.projection import PROJECTION_LABELS, available_methods
+from hkd_core.tree import PrefixIndex, format_codes, node_members, prefix_groups, sunburst_frame
+
+CONTROL_IDS = ["model-select", "param-K", "param-D", "param-alpha", "param-beta", "param-perplexity",
+               "param-epochs", "param-kmeans", "param-random"]
+CONTROL_KEYS = ["model", "K", "D", "alpha", "beta", "perplexity", "epochs", "kmeans_exemplars",
+                "random_exemplars"]
+FAST_MODELS = ("hkm", "random")
+SUNBURST_DEPTH = 4
+
+
+# -- pure helpers over the workspace (no Dash objects) ------------------------------------------
+
+def view_data(ws: Workspace, result_key: str) -> dict:
+    """Per-result derived data: codes, their strings, the prefix index, the sunburst frame."""
+    def build():
+        res = ws.result(result_key)
+        if res is None:
+            raise KeyError(f"result {result_key!r} is not in the cache")
+        ds = ws.dataset(res["meta"]["dataset"])
+        codes = res["codes"]
+        K = int(res["meta"].get("K", codes.max() + 1))
+        strings = format_codes(codes, K)
+        frame = sunburst_frame(codes, ds.names, max_depth=min(SUNBURST_DEPTH, codes.shape[1]), K=K,
+                               min_branch_size=max(2, len(codes) // 100))
+        return {"codes": codes, "K": K, "strings": strings, "index": PrefixIndex(codes), "frame": frame,
+                "meta": res["meta"], "metrics": res["metrics"], "dataset": ds}
+    return ws.derived((result_key, "view"), build)
+
+
+def slots_for(codes, depth) -> np.ndarray:
+    depth = int(max(0, min(int(depth or 0), codes.shape[1])))
+    return F.colour_indices(prefix_groups(codes, depth))
+
+
+def describe(meta: dict) -> str:
+    p = meta.get("params", {})
+    bits = [f"K={p['K']}" if "K" in p else "", f"D={p['D']}" if "D" in p else "",
+            f"{p['epochs']} epochs" if "epochs" in p else ""]
+    return f"{meta.get('model')} ({', '.join(b for b in bits if b)})"
+
+
+def register_callbacks(app, ws: Workspace, background_manager):
+    # -- dataset -> controls --------------------------------------------------------------------
+    @app.callback(
+        [Output(i, "value") for i in CONTROL_IDS]
+        + [Output("projection-select", "options"), Output("projection-select", "value"),
+           Output("dataset-info", "children"), Output("auto-request", "data")],
+        Input("dataset-select", "value"),
+    )
+    def on_dataset(dataset_key):
+        if not dataset_key:
+            raise PreventUpdate
+        ds = ws.dataset(dataset_key)
+        c = ws.controls_for(dataset_key)
+        methods = available_methods(ds.X.shape[1])
+        options = [{"label": PROJECTION_LABELS[m], "value": m} for m in methods]
+        info = (ds.description or ds.name) + f" — {ds.n} entities, {ds.X.shape[1]}-d, {ds.metric} metric"
+        return ([c[k] for k in CONTROL_KEYS] + [options, ws.default_projection(ds.X.shape[1]), info,
+                {"dataset": dataset_key, "nonce": uuid.uuid4().hex}])
+
+    # -- what to show: cached result, quick preview, or a training request ---------------------------
+    @app.callback(
+        Output("result-key", "data"), Output("train-request", "data"), Output("status", "children"),
+        Input("train-button", "n_clicks"), Input("auto-request", "data"),
+        State("dataset-select", "value"), [State(i, "value") for i in CONTROL_IDS],
+        prevent_initial_call=True,
+    )
+    def request_model(_clicks, auto, dataset_key, *values):
+        if not dataset_key:
+            raise PreventUpdate
+        controls = dict(zip(CONTROL_KEYS, values))
+        if auto and ctx.triggered_id == "auto-request":
+            controls = ws.controls_for(auto["dataset"])  # the control outputs may not have landed yet
+            dataset_key = auto["dataset"]
+        if any(v is None for v in controls.values()):
+            return no_update, no_update, "Fill in every parameter (empty or out-of-range field)."
+        ds = ws.dataset(dataset_key)
+        model = controls["model"]
+        try:
+            params = model_params(model, dataset_key, ds, controls)
+            key = ws.result_key(dataset_key, model, params)
+        except ValueError as exc:
+            return no_update, no_update, f"Invalid settings: {exc}"
+        if ws.has_result(key):
+            return ({"key": key, "dataset": dataset_key, "model": model}, no_update,
+                    f"{ds.name}: {describe(ws.result(key)['meta'])} loaded from cache")
+        request = {"dataset": dataset_key, "model": model, "params": params, "key": key,
+                   "nonce": uuid.uuid4().hex}
+        if model in FAST_MODELS:
+            try:
+                ws.train(dataset_key, model, params)
+            except Exception as exc:
+                label_view = {"key": None, "dataset": dataset_key, "model": None}
+                return (label_view if ctx.triggered_id == "auto-request" else no_update, no_update,
+                        f"{model} failed: {exc}")
+            return ({"key": key, "dataset": dataset_key, "model": model}, no_update,
+                    f"{ds.name}: {model} trained")
+        if ctx.triggered_id == "auto-request":
+            # First visit of this data set: show something useful at once, train in the background.
+            return (preview_result(dataset_key, ds), request,
+                    f"{ds.name}: training {model} in the background — showing a quick preview meanwhile")
+        return no_update, request, f"{ds.name}: training {model}…"
+
+    def preview_result(dataset_key, ds):
+        """The best already cached result for this data set, else a quick HKM fit, else none
+        (the map is then coloured by label)."""
+        cached = ws.cached_results(dataset_key)
+        if cached:
+            key = list(cached)[-1]
+            return {"key": key, "dataset": dataset_key, "model": cached[key]["model"], "preview": True}
+        try:
+            c = ws.controls_for(dataset_key)
+            params = model_params(PREVIEW_MODEL, dataset_key, ds, c)
+            key = ws.train(dataset_key, PREVIEW_MODEL, params)
+            return {"key": key, "dataset": dataset_key, "model": PREVIEW_MODEL, "preview": True}
+        except Exception:  # the preview model may be unavailable; the label view still works
+            return {"key": None, "dataset": dataset_key, "model": None, "preview": True}
+
+    # -- background training ------------------------------------------------------------------------
+    @app.callback(
+        Output("result-key", "data", allow_duplicate=True),
+        Output("train-status", "children"), Output("status", "children", allow_duplicate=True),
+        Input("train-request", "data"),
+        background=True, manager=background_manager, prevent_initial_call=True,
+        progress=[Output("train-progress", "value"), Output("train-progress", "max"),
+                  Output("progress-text", "children")],
+        running=[(Output("train-button", "disabled"), True, False),
+                 (Output("cancel-button", "disabled"), False, True),
+                 (Output("train-progress", "className"), "progress active", "progress")],
+        cancel=[Input("cancel-button", "n_clicks")],
+    )
+    def train_job(set_progress, request):
+        if not request:
+            raise PreventUpdate
+        # A fresh store handle: SQLite connections must not cross the fork.
+        job_ws = Workspace(ws.cache_dir, ws.dataset_options, ws.control_overrides, ws.projection_override)
+        started = time.time()
+        set_progress(("0", "1", f"starting {request['model']}…"))
+
+        def progress(info):
+            if info.get("stage") == "evaluating":
+                set_progress(("1", "1", "evaluating codes…"))
+                return
+            e, n = int(info.get("epoch", 0) or 0), int(info.get("n_epochs", 1) or 1)
+            loss = info.get("loss")
+            text = f"{request['model']}: epoch {e}/{n}" + (f", loss {loss:.4g}" if loss is not None else "")
+            set_progress((str(e), str(n), text))
+
+        if job_ws.training_elsewhere(request["key"]):
+            # Same model already training (another tab, or a reload): follow it instead of
+            # starting a second copy.
+            while job_ws.training_elsewhere(request["key"]) and not job_ws.has_result(request["key"]):
+                progress(dict(job_ws.progress_of(request["key"]), follow=True))
+                time.sleep(1.0)
+            if job_ws.has_result(request["key"]):
+                msg = f"{request['model']} trained (by another session)"
+                return ({"key": request["key"], "dataset": request["dataset"], "model": request["model"]}, msg, msg)
+        try:
+            key = job_ws.train(request["dataset"], request["model"], request["params"], progress=progress)
+        except Exception as exc:
+            msg = f"Training failed: {type(exc).__name__}: {exc}"
+            return no_update, msg, msg
+        msg = f"{request['model']} trained in {time.time() - started:.0f} s"
+        return ({"key": key, "dataset": request["dataset"], "model": request["model"]}, msg,
+                f"{request['dataset']}: {msg}, codes ready")
+
+    # -- render the views for a result ----------------------------------------------------------------
+    @app.callback(
+        Output("map", "figure"), Output("map-groups", "data"), Output("code-tree", "figure"),
+        Output("metrics-table", "columnDefs"), Output("metrics-table", "rowData"),
+        Output("depth-slider", "max"), Output("depth-slider", "marks"), Output("depth-slider", "value"),
+        Output("entity-table", "rowData"), Output("neighbour-table", "rowData"),
+        Output("selection-info", "children"), Output("map-caption", "children"),
+        Input("result-key", "data"), Input("projection-select", "value"),
+        State("dataset-select", "value"), State("depth-slider", "value"),
+    )
+    def render(result, method, dataset_key, depth):
+        if not result:
+            raise PreventUpdate
+        if ctx.triggered_id == "projection-select" and result.get("dataset") != dataset_key:
+            raise PreventUpdate  # the new data set's result is on its way
+        ds = ws.dataset(result["dataset"])
+        if method not in available_methods(ds.X.shape[1]):
+            method = ws.default_projection(ds.X.shape[1])
+        xy = ws.projection(result["dataset"], method)
+        title = f"{ds.name} · {PROJECTION_LABELS[method]}"
+        if not result.get("key"):
+            # No codes yet: colour by label so the page is useful while training runs.
+            labels = ds.labels or ["(no label)"] * ds.n
+            ranks = pd.Series(labels).map(pd.Series(labels).value_counts().rank(method="first", ascending=False) - 1)
+            slots = F.colour_indices(ranks.to_numpy().astype(int))
+            fig = F.map_figure(xy, F.hover_texts(ds.names, ds.labels, [None] * ds.n), slots)
+            return (fig, None, F.message_figure("Codes are being trained…"), [], [], 16, no_update, no_update,
+                    [], [], "", title + " · coloured by label (codes are being trained)")
+        v = view_data(ws, result["key"])
+        D = v["codes"].shape[1]
+        depth = int(min(max(depth if depth is not None else 1, 0), D))
+        slots = slots_for(v["codes"], depth)
+        label = f"{v['meta']['model']}" + (" (preview)" if result.get("preview") else "")
+        fig = F.map_figure(xy, view_hover(v), slots)
+        payload = F.depth_payload(v["codes"], K=v["K"], token=f"{result['key']}:{method}")
+        tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits")
+        columns, rows = F.metrics_table(metrics_rows_for(result["dataset"], result["key"]))
+        marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
+        return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
+                f"{title} · colour = shared first-N code prefix of {label}")
+
+    def view_hover(v):
+        return ws.derived((v["meta"].get("fingerprint"), v["meta"]["model"], id(v), "hover"),
+                          lambda: F.hover_texts(v["dataset"].names, v["dataset"].labels, v["strings"]))
+
+    def metrics_rows_for(dataset_key, current_key):
+        out = []
+        current = ws.result(current_key)
+        if current and current.get("metrics"):
+            out.append((f"{current['meta']['model']} (shown)", current["metrics"]))
+        latest = {}
+        for key, info in ws.cached_results(dataset_key).items():
+            if key != current_key:
+                latest[info["model"]] = key  # newest per model name wins (oldest-first order)
+        for model, key in latest.items():
+            res = ws.result(key)
+            if res and res.get("metrics"):
+                out.append((model, res["metrics"]))
+        return out
+
+    # -- depth slider: browser-only recolour ------------------------------------------------------------
+    app.clientside_callback(
+        ClientsideFunction(namespace="hkd", function_name="recolour"),
+        Output("map-legend", "children"), Output("depth-label", "children"),
+        Input("depth-slider", "value"), Input("map-groups", "data"),
+    )
+
+    # -- code-tree click -> members -------------------------------------------------------------------
+    @app.callback(
+        Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
+        Output("selection-info", "children", allow_duplicate=True),
+        Input("code-tree", "clickData"),
+        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        prevent_initial_call=True,
+    )
+    def on_tree_click(click, result, method, depth):
+        if not click or not result or not result.get("key"):
+            raise PreventUpdate
+        node_id = click["points"][0].get("id")
+        v = view_data(ws, result["key"])
+        ds = v["dataset"]
+        patch = Patch()
+        patch["data"][0]["marker"]["color"] = F.typed_array(slots_for(v["codes"], depth))
+        if not node_id or node_id == "root":
+            patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
+            return [], patch, "Whole tree selected: click a branch to list its members."
+        rows = node_members(v["index"], v["frame"], node_id)
+        X = ds.X[rows].astype(np.float64)
+        centre = X.mean(0, keepdims=True)
+        from hkd_core.distances import pairwise
+
+        dist = pairwise(X, centre, ds.metric)[:, 0]
+        table = F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
+        xy = ws.projection(result["dataset"], method if method in available_methods(ds.X.shape[1])
+                           else ws.default_projection(ds.X.shape[1]))
+        patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
+        prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
+        return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
+
+    # -- entity search -> neighbours ---------------------------------------------------------------
+    @app.callback(
+        Output("entity-search", "options"),
+        Input("entity-search", "search_value"), Input("result-key", "data"),
+        State("entity-search", "value"),
+    )
+    def search_options(search, result, current):
+        if not result:
+            raise PreventUpdate
+        names = ws.dataset(result["dataset"]).names
+        if search:
+            s = search.lower()
+            hits = [n for n in names if n.lower().startswith(s)]
+            hits += [n for n in names if s in n.lower() and not n.lower().startswith(s)]
+        else:
+            hits = names[:50] if len(names) > 1 else names
+        hits = hits[:50]
+        if current and current not in hits and current in names:
+            hits = [current] + hits
+        return [{"label": n, "value": n} for n in hits]
+
+    @app.callback(
+        Output("neighbour-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
+        Input("entity-search", "value"), Input("param-knn", "value"),
+        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        prevent_initial_call=True,
+    )
+    def on_search(name, k, result, method, depth):
+        if not result or not result.get("key"):
+            raise PreventUpdate
+        v = view_data(ws, result["key"])
+        ds = v["dataset"]
+        patch = Patch()
+        patch["data"][0]["marker"]["color"] = F.typed_array(slots_for(v["codes"], depth))
+        if not name or name not in ds.names:
+            patch["data"][F.TRACE_NEIGHBOURS].update({"x": [], "y": []})
+            patch["data"][F.TRACE_QUERY].update({"x": [], "y": []})
+            return [], patch
+        from hkd_core.distances import pairwise
+        from hkd_core.metrics import shared_prefix_length
+
+        q = ds.index_of(name)
+        k = int(min(max(k or 10, 1), ds.n - 1))
+        d = pairwise(ds.X[q:q + 1], ds.X, ds.metric)[0]
+        d[q] = np.inf
+        nbrs = np.argsort(d, kind="stable")[:k]
+        shared = shared_prefix_length(v["codes"][nbrs], v["codes"][q])
+        table = F.neighbour_rows(q, nbrs, d[nbrs], shared, ds.names, ds.labels, v["strings"])
+        xy = ws.projection(result["dataset"], method if method in available_methods(ds.X.shape[1])
+                           else ws.default_projection(ds.X.shape[1]))
+        patch["data"][F.TRACE_NEIGHBOURS].update(F.overlay_points(xy, nbrs))
+        patch["data"][F.TRACE_QUERY].update(F.overlay_points(xy, [q]))
+        return table, patch
+
+    @app.callback(
+        Output("entity-search", "value"), Output("entity-search", "options", allow_duplicate=True),
+        Input("map", "clickData"), Input("entity-table", "selectedRows"),
+        State("result-key", "data"), prevent_initial_call=True,
+    )
+    def pick_entity(click, selected, result):
+        if not result:
+            raise PreventUpdate
+        names = ws.dataset(result["dataset"]).names
+        if ctx.triggered_id == "map":
+            point = (click or {}).get("points", [{}])[0]
+            if point.get("curveNumber") != 0 or point.get("customdata") is None:
+                raise PreventUpdate
+            name = names[int(point["customdata"])]
+        else:
+            if not selected:
+                raise PreventUpdate
+            name = selected[0]["name"]
+        return name, [{"label": name, "value": name}]
+
+    # -- upload -----------------------------------------------------------------------------------
+    @app.callback(
+        Output("upload-error", "children"), Output("upload-error", "hidden"),
+        Output("dataset-select", "options"), Output("dataset-select", "value"),
+        Input("upload", "contents"), State("upload", "filename"),
+        prevent_initial_call=True,
+    )
+    def on_upload(contents, filename):
+        from hkd_core.uploads import UploadError, parse_embedding_upload
+
+        if contents is None:
+            raise PreventUpdate
+        try:
+            ds = parse_embedding_upload(filename or "", contents)
+        except UploadError as exc:
+            return f"Upload rejected: {exc}", False, no_update, no_update
+        except Exception as exc:  # any other failure is still the user's file, never a crash
+            return f"Upload failed ({type(exc).__name__}): {exc}", False, no_update, no_update
+        key = ws.add_upload(ds, filename)
+        return "", True, ws.dataset_choices(), key
+
+    # -- export -------------------------------------------------------------------------------------
+    @app.callback(
+        Output("export-format", "options"), Output("export-format", "value"),
+        Input("export-target", "value"), State("export-format", "value"),
+    )
+    def export_formats(target, current):
+        fmts = FIGURE_FORMATS if target in ("map", "tree") else TABLE_FORMATS
+        return fmts, current if current in fmts else fmts[0]
+
+    @app.callback(
+        Output("download", "data"), Output("export-status", "children"),
+        Input("export-button", "n_clicks"),
+        State("export-target", "value"), State("export-format", "value"), State("result-key", "data"),
+        State("projection-select", "value"), State("depth-slider", "value"),
+        State("entity-table", "rowData"), State("neighbour-table", "rowData"), State("metrics-table", "rowData"),
+        prevent_initial_call=True,
+    )
+    def on_export(_n, target, fmt, result, method, depth, entity_rows, neighbour_rows, metric_rows):
+        from hkd_core.export import figure_bytes, table_bytes
+
+        if not result:
+            return no_update, "Nothing to export yet."
+        ds = ws.dataset(result["dataset"])
+        method = method if method in available_methods(ds.X.shape[1]) else ws.default_projection(ds.X.shape[1])
+        stem = f"hkd_{ds.name.replace(':', '_').replace('/', '_')}_{target}"
+        try:
+            if target in ("map", "tree"):
+                if not result.get("key"):
+                    return no_update, "Codes are not ready yet."
+                v = view_data(ws, result["key"])
+                if target == "map":
+                    xy = ws.projection(result["dataset"], method)
+                    fig = F.map_figure(xy, view_hover(v), slots_for(v["codes"], depth),
+                                       title=f"{ds.name} · {v['meta']['model']} · prefix depth {depth}")
+                else:
+                    fig = F.sunburst_figure(v["frame"], title=f"{ds.name} · {v['meta']['model']} code tree")
+                data = figure_bytes(fig, fmt)
+            else:
+                if target == "codes":
+                    if not result.get("key"):
+                        return no_update, "Codes are not ready yet."
+                    v = view_data(ws, result["key"])
+                    df = F.codes_frame(ds.names, ds.labels, v["codes"], ws.projection(result["dataset"], method),
+                                       v["strings"])
+                else:
+                    rows = {"entities": entity_rows, "neighbours": neighbour_rows, "metrics": metric_rows}[target]
+                    if not rows:
+                        return no_update, f"The {target} table is empty."
+                    df = pd.DataFrame(rows)
+                data = table_bytes(df, fmt)
+        except Exception as exc:
+            return no_update, f"Export failed: {type(exc).__name__}: {exc}"
+        return dcc.send_bytes(data, f"{stem}.{fmt}"), f"Exported {stem}.{fmt} ({len(data):,} bytes)"
+
+    @app.callback(Output("entity-table", "exportDataAsCsv"), Input("entity-csv", "n_clicks"),
+                  prevent_initial_call=True)
+    def entity_csv(_n):
+        return True
+
+    return app

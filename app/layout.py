@@ -1,0 +1,178 @@
+"""Page layout: a CSS-grid of cards (styles in assets/app.css). No callbacks here."""
+from __future__ import annotations
+
+import dash_ag_grid as dag
+from dash import dcc, html
+
+from app.figures import ENTITY_COLUMNS, NEIGHBOUR_COLUMNS, message_figure
+from hkd_core.projection import PROJECTION_LABELS
+
+EXPORT_TARGETS = [
+    {"label": "Map (figure)", "value": "map"},
+    {"label": "Code tree (figure)", "value": "tree"},
+    {"label": "Codes + coordinates (table)", "value": "codes"},
+    {"label": "Entity table", "value": "entities"},
+    {"label": "Neighbour table", "value": "neighbours"},
+    {"label": "Metrics table", "value": "metrics"},
+]
+FIGURE_FORMATS = ["png", "svg", "pdf", "html"]
+TABLE_FORMATS = ["csv", "parquet"]
+
+
+def _field(label, component, hint=None):
+    return html.Label([html.Span(label, className="field-label"), component]
+                      + ([html.Span(hint, className="field-hint")] if hint else []), className="field")
+
+
+def _number(id_, value, min_, max_, step, label, hint=None):
+    return _field(label, dcc.Input(id=id_, type="number", value=value, min=min_, max=max_, step=step,
+                                   debounce=True, className="num"), hint)
+
+
+def _grid(id_, columns, height="300px", **kw):
+    return dag.AgGrid(
+        id=id_, columnDefs=columns, rowData=[],
+        defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 80},
+        dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True},
+                         "animateRows": False},
+        csvExportParams={"fileName": f"{id_}.csv"}, style={"height": height, "width": "100%"}, **kw)
+
+
+def controls_card(dataset_options, default_dataset, model_names, controls):
+    return html.Div(className="card controls", children=[
+        html.H3("Data & model"),
+        _field("Dataset", dcc.Dropdown(id="dataset-select", options=dataset_options, value=default_dataset,
+                                       clearable=False)),
+        dcc.Upload(id="upload", className="upload", multiple=False,
+                   children=html.Div(["Drop or ", html.A("choose"), " a CSV / NPY / Parquet file"])),
+        html.Div(id="upload-error", className="alert", role="alert", hidden=True),
+        html.Div(id="dataset-info", className="muted small"),
+        _field("Model", dcc.Dropdown(id="model-select", value=controls["model"], clearable=False,
+                                     options=[{"label": m, "value": m} for m in model_names])),
+        html.Div(className="grid2", children=[
+            _number("param-K", controls["K"], 2, 256, 1, "K (code values)"),
+            _number("param-D", controls["D"], 1, 64, 1, "D (code length)"),
+            _number("param-alpha", controls["alpha"], 0, 100, "any", "α (reconstruction)"),
+            _number("param-beta", controls["beta"], 0, 100, "any", "β (KL)"),
+            _number("param-perplexity", controls["perplexity"], 2, 200, "any", "perplexity"),
+            _number("param-epochs", controls["epochs"], 1, 5000, 1, "epochs"),
+            _number("param-kmeans", controls["kmeans_exemplars"], 0, 5000, 1, "k-means exemplars"),
+            _number("param-random", controls["random_exemplars"], 0, 5000, 1, "random exemplars"),
+        ]),
+        html.Div(className="buttons", children=[
+            html.Button("Train", id="train-button", className="btn primary", n_clicks=0),
+            html.Button("Cancel", id="cancel-button", className="btn", n_clicks=0, disabled=True),
+        ]),
+        html.Progress(id="train-progress", value="0", max="1", className="progress"),
+        html.Div(id="progress-text", className="muted small"),
+        html.Div(id="train-status", className="muted small", children="", **{"aria-live": "polite"}),
+    ])
+
+
+def map_card(depth_max):
+    return html.Div(className="card map-card", children=[
+        html.Div(className="card-head", children=[
+            html.H3("Map"),
+            dcc.Dropdown(id="projection-select", clearable=False, className="inline-dd", value=None,
+                         options=[{"label": v, "value": k} for k, v in PROJECTION_LABELS.items()]),
+        ]),
+        html.Div(className="slider-row", children=[
+            html.Span("prefix depth N", className="field-label"),
+            html.Div(dcc.Slider(id="depth-slider", min=0, max=depth_max, step=1, value=1, updatemode="drag",
+                                marks={i: str(i) for i in range(0, depth_max + 1)}, allow_direct_input=False),
+                     className="slider"),
+            html.Span(id="depth-label", className="badge"),
+        ]),
+        html.Div(id="map-caption", className="muted small caption"),
+        dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
+                  config={"displaylogo": False, "scrollZoom": True,
+                          "modeBarButtonsToRemove": ["select2d", "lasso2d"]}),
+        html.Div(id="map-legend", className="legend"),
+    ])
+
+
+def tree_card():
+    return html.Div(className="card tree-card", children=[
+        html.Div(className="card-head", children=[
+            html.H3("Code tree"),
+            html.Span("click a branch to list its members", className="muted small"),
+        ]),
+        dcc.Graph(id="code-tree", figure=message_figure("Waiting for codes…"), className="tree-graph",
+                  config={"displaylogo": False}),
+        html.Div(id="selection-info", className="muted small"),
+    ])
+
+
+def entity_card():
+    return html.Div(className="card", children=[
+        html.Div(className="card-head", children=[
+            html.H3("Entities in branch"),
+            html.Button("CSV", id="entity-csv", className="btn small", n_clicks=0),
+        ]),
+        _grid("entity-table", ENTITY_COLUMNS),
+    ])
+
+
+def neighbour_card():
+    return html.Div(className="card", children=[
+        html.Div(className="card-head", children=[
+            html.H3("Nearest neighbours"),
+            html.Label(["k ", dcc.Input(id="param-knn", type="number", value=10, min=1, max=100, step=1,
+                                        debounce=True, className="num knn")], className="inline-field"),
+        ]),
+        dcc.Dropdown(id="entity-search", placeholder="Search an entity, e.g. dog.n.01", options=[],
+                     searchable=True, clearable=True),
+        _grid("neighbour-table", NEIGHBOUR_COLUMNS, height="270px"),
+    ])
+
+
+def metrics_card():
+    return html.Div(className="card wide", children=[
+        html.Div(className="card-head", children=[
+            html.H3("Neighbour sharing and search-space reduction"),
+            html.Span("share: fraction of the k nearest input-space neighbours with the same first N codes; "
+                      "reduction: 1 − (points with the same first N codes)/n", className="muted small"),
+        ]),
+        dag.AgGrid(id="metrics-table", columnDefs=[], rowData=[],
+                   defaultColDef={"sortable": False, "resizable": True},
+                   dashGridOptions={"domLayout": "autoHeight", "suppressMovableColumns": True},
+                   style={"width": "100%"}),
+    ])
+
+
+def export_card():
+    return html.Div(className="card export", children=[
+        html.H3("Export"),
+        html.Div(className="grid2", children=[
+            _field("What", dcc.Dropdown(id="export-target", options=EXPORT_TARGETS, value="map", clearable=False)),
+            _field("Format", dcc.Dropdown(id="export-format", options=FIGURE_FORMATS, value="png", clearable=False)),
+        ]),
+        html.Button("Download", id="export-button", className="btn primary", n_clicks=0),
+        html.Div(id="export-status", className="muted small"),
+        dcc.Download(id="download"),
+    ])
+
+
+def build_layout(dataset_options, default_dataset, model_names, controls, depth_max=16):
+    return html.Div(className="page", children=[
+        html.Header(className="topbar", children=[
+            html.Div([html.H1("HKD Explorer"),
+                      html.Span("hierarchical K-way D-dimensional codes of embeddings", className="muted")]),
+            html.Div(id="status", className="status", children="Starting…"),
+        ]),
+        html.Main(className="layout", children=[
+            controls_card(dataset_options, default_dataset, model_names, controls),
+            map_card(depth_max),
+            tree_card(),
+            entity_card(),
+            neighbour_card(),
+            metrics_card(),
+            export_card(),
+        ]),
+        # Browser-side state: small keys only; big arrays stay on the server (app/state.py).
+        dcc.Store(id="result-key"),          # {"key", "model", "dataset", "preview"}
+        dcc.Store(id="train-request"),       # {"dataset", "model", "params", "key"}
+        dcc.Store(id="auto-request"),        # set when the dataset changes
+        dcc.Store(id="map-groups"),          # per-depth colour slots + legends for recolour.js
+        dcc.Store(id="selection"),           # rows of the clicked branch
+    ])

@@ -1,0 +1,262 @@
+"""Server-side workspace: data sets, model results and projections behind string keys.
+
+Browser state holds only small keys (dataset key, result key); everything large lives here,
+memoised in memory and persisted in the ArtefactStore so background processes and the next start
+find it. Dataset keys: a registry name ("mammals", "synthetic", "cifar100") or
+"upload:<fingerprint>".
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from hkd_core.store import ArtefactStore, dataset_fingerprint, model_key, projection_key
+
+DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hkd_cache")
+
+# Controls shown in the page. Their start values are the defaults of `python -m hkd_core train`
+# (hkd_core/presets.py: the paper's settings per data set plus the measured training choices),
+# so the app's default model is the one the closing notes report.
+BASE_CONTROLS = dict(model="hkd", K=16, D=16, alpha=1.0, beta=1.0, perplexity=10.0,
+                     kmeans_exemplars=200, random_exemplars=100, epochs=200)
+DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet mammals (Poincaré 10-d)",
+                  "cifar100": "CIFAR-100 features"}
+PREVIEW_MODEL = "hkm"
+
+
+def controls_for(dataset_key: str) -> dict:
+    from hkd_core.presets import default_params
+
+    p = default_params(dataset_key, "hkd")
+    controls = dict(BASE_CONTROLS)
+    for control, param in (("K", "K"), ("D", "D"), ("alpha", "alpha"), ("beta", "beta"),
+                           ("kmeans_exemplars", "n_kmeans_exemplars"),
+                           ("random_exemplars", "n_random_exemplars"), ("epochs", "epochs")):
+        if param in p:
+            controls[control] = p[param]
+    if "perplexities" in p:
+        controls["perplexity"] = max(p["perplexities"])
+    return controls
+
+
+def model_params(model: str, dataset_key: str, dataset, controls: dict) -> dict:
+    """Model parameters from the page's controls, kept to what the model class accepts (the
+    baselines take fewer parameters than HKD)."""
+    from hkd_core.models import MODEL_SPECS, model_class
+
+    from hkd_core.presets import default_params
+
+    accepted = set(model_class(model)().get_params()) - set(MODEL_SPECS[model][2])
+    perplexity = float(controls.get("perplexity", 10.0))
+    preset = default_params(dataset_key.split(":")[0], model)
+    params = {
+        **preset,
+        "K": int(controls["K"]), "D": int(controls["D"]),
+        "alpha": float(controls["alpha"]), "beta": float(controls["beta"]),
+        "perplexities": [perplexity],
+        "n_kmeans_exemplars": int(controls["kmeans_exemplars"]),
+        "n_random_exemplars": int(controls["random_exemplars"]),
+        "epochs": int(controls["epochs"]),
+        "metric": dataset.metric, "seed": 0,
+    }
+    if dataset.metric == "poincare" and not model.startswith("hkd"):
+        # Only HKD implements the Poincare distance; the baselines that take a metric cluster
+        # the ball coordinates with the Euclidean one.
+        params["metric"] = "euclidean"
+    if len(preset.get("perplexities", ())) > 1:
+        # The synthetic setting's two KL terms: the control sets the larger perplexity.
+        others = [p for p in preset["perplexities"] if p < max(preset["perplexities"])]
+        params["perplexities"] = sorted({*others, perplexity})
+        params["kl_weights"] = [1.0] * len(params["perplexities"])
+    if "device" in accepted:
+        # Training runs in a forked process: the parent never initialises CUDA, and on the
+        # machines this ships for there is none, so pin the CPU for a stable cache key.
+        params["device"] = "cpu"
+    return {k: v for k, v in params.items() if k in accepted}
+
+
+class Workspace:
+    def __init__(self, cache_dir: str | None = None, dataset_options: dict | None = None,
+                 control_overrides: dict | None = None, projection: str | None = None):
+        self.cache_dir = os.path.abspath(cache_dir or DEFAULT_CACHE_DIR)
+        self.control_overrides = dict(control_overrides or {})
+        self.projection_override = projection
+        self.store = ArtefactStore(os.path.join(self.cache_dir, "artefacts"))
+        self.dataset_options = dataset_options or {}  # key -> loader kwargs (tests use small data)
+        self._datasets: dict[str, object] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._results: OrderedDict[str, dict] = OrderedDict()
+        self._derived: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def controls_for(self, dataset_key: str) -> dict:
+        """Start values of the controls for a data set (paper settings + overrides)."""
+        return dict(controls_for(dataset_key), **self.control_overrides)
+
+    def default_projection(self, n_features: int) -> str:
+        from hkd_core.projection import available_methods, default_method
+
+        if self.projection_override in available_methods(n_features):
+            return self.projection_override
+        return default_method(n_features)
+
+    # -- data sets ----------------------------------------------------------------------------
+    def builtin_available(self) -> dict[str, tuple[bool, str]]:
+        from hkd_core.datasets import DATASETS
+
+        out = {}
+        for name, spec in DATASETS.items():
+            try:
+                out[name] = spec.availability(**self.dataset_options.get(name, {}))
+            except Exception as exc:  # a broken optional loader must not take the app down
+                out[name] = (False, f"{type(exc).__name__}: {exc}")
+        return out
+
+    def dataset_choices(self) -> list[dict]:
+        """Options for the dataset dropdown: available built-ins, then uploads."""
+        opts = []
+        for name, (ok, msg) in self.builtin_available().items():
+            label = DATASET_LABELS.get(name, name)
+            opts.append({"label": label if ok else f"{label} (unavailable)", "value": name,
+                         "disabled": not ok, "title": msg})
+        for fp, info in (self.store.get_json("uploads") or {}).items():
+            opts.append({"label": f"Upload: {info['filename']}", "value": "upload:" + fp})
+        return opts
+
+    def dataset(self, key: str):
+        with self._lock:
+            if key not in self._datasets:
+                if key.startswith("upload:"):
+                    ds = self.store.get_dataset(key.split(":", 1)[1])
+                    if ds is None:
+                        raise KeyError(f"uploaded data set {key!r} is no longer in the cache")
+                else:
+                    from hkd_core.datasets import load_dataset
+
+                    ds = load_dataset(key, **self.dataset_options.get(key, {}))
+                self._datasets[key] = ds
+            return self._datasets[key]
+
+    def fingerprint(self, key: str) -> str:
+        with self._lock:
+            if key not in self._fingerprints:
+                self._fingerprints[key] = (key.split(":", 1)[1] if key.startswith("upload:")
+                                           else dataset_fingerprint(self.dataset(key)))
+            return self._fingerprints[key]
+
+    def add_upload(self, dataset, filename: str) -> str:
+        fp = self.store.put_dataset(dataset)
+        with self.store.cache.transact():
+            uploads = self.store.get_json("uploads") or {}
+            uploads[fp] = {"filename": filename, "n": int(dataset.n), "d": int(dataset.X.shape[1])}
+            self.store.put_json("uploads", uploads)
+        key = "upload:" + fp
+        self._datasets[key] = dataset
+        self._fingerprints[key] = fp
+        return key
+
+    # -- model results ------------------------------------------------------------------------
+    def result_key(self, dataset_key: str, model: str, params: dict) -> str:
+        return model_key(self.fingerprint(dataset_key), model, params)
+
+    def result(self, key: str) -> dict | None:
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        res = self.store.get_result(key)
+        if res is not None:
+            with self._lock:
+                self._results[key] = res
+                while len(self._results) > 8:
+                    self._results.popitem(last=False)
+        return res
+
+    def has_result(self, key: str) -> bool:
+        return key in self._results or key in self.store
+
+    def cached_results(self, dataset_key: str) -> dict[str, dict]:
+        return self.store.results_for(self.fingerprint(dataset_key))
+
+    def train(self, dataset_key: str, model: str, params: dict, progress=None) -> str:
+        """Fit, evaluate and store; returns the result key. Used both in the server (fast
+        models) and inside Dash's background process (HKD and the neural baselines)."""
+        from hkd_core.metrics import evaluate
+        from hkd_core.models import make_model
+
+        ds = self.dataset(dataset_key)
+        key = self.result_key(dataset_key, model, params)
+        est = make_model(model, **params)
+        self.store.put_json("training:" + key, {"pid": os.getpid(), "started": time.time()})
+
+        def report(info):
+            # Shared through the store so a second request for the same model can follow along.
+            self.store.put_json("progress:" + key, {k: v for k, v in info.items()
+                                                    if isinstance(v, (int, float, str)) or v is None})
+            if progress is not None:
+                progress(info)
+
+        if "progress" in inspect.signature(est.fit).parameters:
+            est.fit(ds.X, progress=report)
+        else:
+            est.fit(ds.X)
+        codes = np.asarray(est.codes_, dtype=np.int64)
+        try:
+            X_hat = est.inverse_transform(codes)
+        except (NotImplementedError, AttributeError):
+            X_hat = None
+        if progress is not None:
+            progress({"stage": "evaluating"})
+        metrics = evaluate(codes, ds.X, ds.metric, X_hat=X_hat, K=int(params.get("K", codes.max() + 1)))
+        history = getattr(est, "history_", None) or []
+        meta = {"model": model, "params": params, "fingerprint": self.fingerprint(dataset_key),
+                "dataset": dataset_key, "K": int(getattr(est, "K", codes.max() + 1)),
+                "D": int(codes.shape[1]), "final_loss": (history[-1].get("loss") if history else None)}
+        self.store.put_result(key, codes, metrics, meta)
+        self.store.cache.delete("training:" + key + ":json")
+        return key
+
+    def training_elsewhere(self, key: str) -> bool:
+        """True while another live process is training this exact model (same key)."""
+        info = self.store.get_json("training:" + key)
+        if not info or info.get("pid") == os.getpid():
+            return False
+        try:
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError):
+            return False
+        return True
+
+    def progress_of(self, key: str) -> dict:
+        return self.store.get_json("progress:" + key) or {}
+
+    # -- projections and other derived data -------------------------------------------------------
+    def projection(self, dataset_key: str, method: str) -> np.ndarray:
+        from hkd_core.projection import project
+
+        ds = self.dataset(dataset_key)
+        params = {"seed": 0, "perplexity": 30.0, "metric": ds.metric}
+        key = projection_key(self.fingerprint(dataset_key), method, params)
+        xy = self.store.get_projection(key)
+        if xy is None:
+            xy = project(ds.X, method=method, metric=ds.metric, seed=0, perplexity=30.0)
+            self.store.put_projection(key, xy)
+        return xy
+
+    def derived(self, key: tuple, build):
+        """Small in-memory memo for per-result derived data (prefix index, code strings...)."""
+        with self._lock:
+            if key in self._derived:
+                self._derived.move_to_end(key)
+                return self._derived[key]
+        value = build()
+        with self._lock:
+            self._derived[key] = value
+            while len(self._derived) > 32:
+                self._derived.popitem(last=False)
+        return value

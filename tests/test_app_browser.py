@@ -1,0 +1,124 @@
+"""Browser checks of the Dash app (dash_duo, headless Chromium; see tests/conftest.py).
+
+Small and fast on purpose: 400 synthetic points, the HKM model (trained in the request, no
+background job) and a PCA map; WordNet mammals only for the dog.n.01 search."""
+import os
+import time
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from app import create_app
+from hkd_core.datasets import DATASETS
+
+SMALL = {"synthetic": {"n_per_cluster": 25}}
+FAST = {"model": "hkm"}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("hkd_cache"))
+
+
+def start(dash_duo, cache_dir, dataset="synthetic"):
+    app = create_app(cache_dir=cache_dir, default_dataset=dataset, dataset_options=SMALL,
+                     controls=FAST, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
+    return app
+
+
+def map_colours(dash_duo):
+    return dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#map .js-plotly-plot');"
+        "return Array.from(gd._fullData[0].marker.color);")
+
+
+def wait_until(fn, timeout=30, interval=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def grid_rows(dash_duo, grid_id):
+    return dash_duo.driver.find_elements("css selector", f"#{grid_id} .ag-center-cols-container .ag-row")
+
+
+def test_page_renders_and_slider_recolours_map(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    assert dash_duo.find_element("#code-tree .js-plotly-plot")
+    dash_duo.wait_for_contains_text("#depth-label", "N = 1", timeout=30)
+    before = map_colours(dash_duo)
+    assert len(before) == 400
+    thumb = dash_duo.find_element("#depth-slider [role=slider]")
+    thumb.click()
+    thumb.send_keys(Keys.ARROW_RIGHT)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+    after = wait_until(lambda: (c := map_colours(dash_duo)) != before and c)
+    assert len(set(after)) > len(set(before))       # deeper prefix: more groups, more colours
+    thumb.send_keys(Keys.HOME)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 0", timeout=30)
+    assert len(set(wait_until(lambda: (c := map_colours(dash_duo)) != after and c))) == 1
+    assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
+
+
+def test_sunburst_click_fills_entity_table(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    slices = dash_duo.driver.find_elements("css selector", "#code-tree g.slice path.surface")
+    assert len(slices) > 2
+    # The largest first-level branch: slice 0 is the root disc.
+    ActionChains(dash_duo.driver).move_to_element(slices[1]).click().perform()
+    rows = wait_until(lambda: grid_rows(dash_duo, "entity-table"), timeout=30)
+    assert rows and "entities" in dash_duo.find_element("#selection-info").text
+    members = dash_duo.driver.execute_script(
+        "return document.querySelector('#map .js-plotly-plot').data[1].x.length")
+    assert members > 0
+
+
+def test_entity_search_lists_neighbours(dash_duo, cache_dir):
+    mammals, _ = DATASETS["mammals"].availability()
+    dataset, query, expected = ("mammals", "dog.n.01", "hunting_dog.n.01") if mammals else \
+        ("synthetic", "p00000", "p000")
+    start(dash_duo, cache_dir, dataset)
+    dash_duo.find_element("#entity-search").click()          # Dash 4 dropdown: search box in a popover
+    dash_duo.find_element("input.dash-dropdown-search").send_keys(query)
+    xpath = f"//*[contains(@class, 'dash-options-list-option') and normalize-space(.)='{query}']"
+    option = wait_until(lambda: dash_duo.driver.find_elements("xpath", xpath), timeout=30)[0]
+    option.click()
+    dash_duo.wait_for_contains_text("#entity-search", query, timeout=30)
+    wait_until(lambda: len(grid_rows(dash_duo, "neighbour-table")) > 3, timeout=30)
+    text = dash_duo.find_element("#neighbour-table").text
+    assert query in text and expected in text.replace(query, "", 1)
+    marked = dash_duo.driver.execute_script(
+        "return document.querySelector('#map .js-plotly-plot').data[2].x.length")
+    assert marked >= 3
+
+
+def test_export_downloads_non_empty_file(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    dash_duo.find_element("#export-button").click()
+    target = dash_duo.download_path
+    files = wait_until(lambda: [f for f in os.listdir(target) if f.endswith(".png")], timeout=120)
+    path = os.path.join(target, files[0])
+    wait_until(lambda: os.path.getsize(path) > 1000, timeout=30)
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_upload_shows_error_and_server_keeps_serving(dash_duo, cache_dir, tmp_path):
+    start(dash_duo, cache_dir)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,hello\n2,3\n")
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(bad))
+    dash_duo.wait_for_contains_text("#upload-error", "bad.csv", timeout=30)
+    assert dash_duo.find_element("#upload-error").is_displayed()
+    # the server still answers callbacks: the slider still recolours
+    thumb = dash_duo.find_element("#depth-slider [role=slider]")
+    thumb.click()
+    thumb.send_keys(Keys.ARROW_RIGHT)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
