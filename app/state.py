@@ -25,7 +25,8 @@ DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 BASE_CONTROLS = dict(model="hkd", K=16, D=16, alpha=1.0, beta=1.0, perplexity=10.0,
                      kmeans_exemplars=200, random_exemplars=100, epochs=200)
 DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet mammals (Poincaré 10-d)",
-                  "cifar100": "CIFAR-100 features"}
+                  "cifar100": "CIFAR-100 features",
+                  "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)"}
 PREVIEW_MODEL = "hkm"
 
 

@@ -35,3 +35,20 @@ def test_train_cifar100_without_data_says_where_to_put_it(tmp_path, monkeypatch,
                  "--model", "hkm", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "cifar-100-python" in capsys.readouterr().err
+
+
+def test_fig4_view_keeps_two_superclasses_and_the_split(tmp_path, monkeypatch):
+    from hkd_core.datasets import load_dataset
+    monkeypatch.setenv("HKD_CACHE_DIR", str(tmp_path / "cache"))
+    write_cifar100_archive(str(tmp_path / "cifar-100-python.tar.gz"), n_train=200, n_test=100, seed=0)
+    opts = dict(data_dir=str(tmp_path), backbone="wrn-10-1", backbone_epochs=1)
+    full = load_dataset("cifar100", **opts)
+    pair = load_dataset("cifar100-fig4", superclasses=("vehicles_1", "vehicles_2"), **opts)
+    coarse = np.asarray(full.extra["coarse_labels"])
+    assert pair.n == int(np.isin(coarse, ["vehicles_1", "vehicles_2"]).sum()) > 0
+    assert set(pair.extra["coarse_labels"]) <= {"vehicles_1", "vehicles_2"}
+    assert len(pair.train_idx) + len(pair.test_idx) == pair.n
+    assert {full.hierarchy[label] for label in pair.labels} <= {"vehicles_1", "vehicles_2"}
+    import pytest
+    with pytest.raises(ValueError, match="superclasses"):
+        load_dataset("cifar100-fig4", superclasses=("dragons",), **opts)

@@ -775,3 +775,26 @@ def load_wordnet_class_tree(path: str = WORDNET_TREE_FILE) -> dict[str, str]:
     if missing:
         raise ValueError(f"{path} lacks classes {sorted(missing)[:5]}")
     return tree
+
+
+# The paper's Fig. 2b / Fig. 4 look at two superclasses (5 classes each) at a time.
+FIG4_SUPERCLASSES = ("large_carnivores", "large_omnivores")
+
+
+def load_cifar100_superclasses(superclasses=FIG4_SUPERCLASSES, **options) -> Dataset:
+    """CIFAR-100 features (``load_cifar100(**options)``) restricted to the train and test images
+    of the given superclasses, keeping the split: the data of the paper's Fig. 4 view."""
+    superclasses = tuple(superclasses)
+    ds = load_cifar100(**options)
+    coarse = np.asarray(ds.extra["coarse_labels"])
+    known = sorted(set(coarse.tolist()))
+    unknown = [s for s in superclasses if s not in known]
+    if unknown or len(superclasses) < 1:
+        raise ValueError(f"superclasses must be names from {known}, got {list(superclasses)}")
+    keep = np.flatnonzero(np.isin(coarse, superclasses))
+    position = {row: i for i, row in enumerate(keep)}
+    sub = ds.subset(keep, name="cifar100:" + "+".join(superclasses))
+    sub.train_idx = np.array([position[r] for r in ds.train_idx if r in position], dtype=np.int64)
+    sub.test_idx = np.array([position[r] for r in ds.test_idx if r in position], dtype=np.int64)
+    sub.extra = {"coarse_labels": coarse[keep].tolist(), "superclasses": list(superclasses)}
+    return sub
