@@ -39,6 +39,9 @@ MIME_TYPES = {
 }
 EXPORT_TIMEOUT_S = 120.0  # one static image; a 100k-point map takes well under this
 _WARMUP_TIMEOUT_S = 60.0  # browser start + a one-point figure
+# a warm server draws a 100k-point map in ~8 s; past this its browser is taken for dead (e.g.
+# killed by another test's teardown) and exports fall back to one-off browsers
+_SERVER_CALL_TIMEOUT_S = 30.0
 # MathJax would come from a CDN; these machines are offline and the app's figures use no LaTeX.
 _KALEIDO_OPTIONS = {"mathjax": False}
 
@@ -129,9 +132,12 @@ def _render_static(fig_dict: dict, opts: dict) -> bytes:
             "(install it, e.g. `apt-get install chromium`, or set BROWSER_PATH); HTML export works without it"
         )
     with _lock:
-        if _ensure_server():
+        # The persistent browser is used only where it was started explicitly
+        # (start_static_export_server): started implicitly from a server thread it outlived
+        # its browser in tests and kept the process from exiting.
+        if _server["pid"] == os.getpid() and not _server["broken"]:
             try:
-                return _call_server(fig_dict, opts, EXPORT_TIMEOUT_S)
+                return _call_server(fig_dict, opts, _SERVER_CALL_TIMEOUT_S)
             except _ServerUnusable as err:
                 _abandon_server(str(err))
         return _render_oneshot(fig_dict, opts, EXPORT_TIMEOUT_S)
