@@ -55,8 +55,20 @@ def projection_key(fingerprint: str, method: str, params: dict | None = None) ->
 
 
 def _canonical(params: dict) -> dict:
-    """JSON-stable params: tuples -> lists, numpy scalars -> Python numbers."""
-    return json.loads(json.dumps(params, sort_keys=True, default=_to_json))
+    """JSON-stable params: tuples -> lists, numpy scalars -> Python numbers, and whole floats
+    -> ints, because parameters that travel through the browser come back as JavaScript
+    numbers (1.0 returns as 1) and must still find their cached result."""
+    return _whole_floats_to_int(json.loads(json.dumps(params, sort_keys=True, default=_to_json)))
+
+
+def _whole_floats_to_int(v):
+    if isinstance(v, dict):
+        return {k: _whole_floats_to_int(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_whole_floats_to_int(x) for x in v]
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 def _to_json(v):

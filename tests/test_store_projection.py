@@ -105,3 +105,13 @@ def test_exact_knn_poincare_matches_bruteforce():
     np.fill_diagonal(D, np.inf)
     assert np.array_equal(idx, np.argsort(D, axis=1)[:, :4])
     assert np.allclose(dist, np.sort(D, axis=1)[:, :4])
+
+
+def test_model_key_survives_a_trip_through_the_browser():
+    """Parameters sent to a dcc.Store come back as JavaScript numbers (1.0 -> 1)."""
+    import json as _json
+    from hkd_core.store import model_key
+    params = {"alpha": 1.0, "perplexities": (10.0, 30.0), "lr": 0.001, "hidden": (20,)}
+    back = _json.loads(_json.dumps({"alpha": 1, "perplexities": [10, 30], "lr": 0.001, "hidden": [20]}))
+    assert model_key("fp", "hkd", params) == model_key("fp", "hkd", back)
+    assert model_key("fp", "hkd", params) != model_key("fp", "hkd", {**params, "alpha": 0.5})
