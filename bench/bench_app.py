@@ -112,6 +112,17 @@ def wait_map_drawn(driver, url, t_start, min_points=1, timeout=600):
     raise TimeoutError("map was not drawn in time")
 
 
+def wait_training_done(driver, t0, timeout=600.0):
+    """Seconds from start until the status line says the model is trained (None on time-out)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = driver.find_element("id", "status").text
+        if "trained" in text or "loaded from cache" in text:
+            return time.time() - t0
+        time.sleep(0.5)
+    return None
+
+
 def bench_startup(dataset):
     cache = tempfile.mkdtemp(prefix="hkd_bench_cache_")
     out = {}
@@ -124,6 +135,10 @@ def bench_startup(dataset):
             try:
                 out[phase] = wait_map_drawn(driver, f"http://127.0.0.1:{port}/", t0)
                 out[phase + "_status"] = driver.find_element("id", "status").text
+                if phase == "cold":
+                    # let the background HKD training finish, so the warm start measures what a
+                    # user's second start does: load the trained model from the cache
+                    out["cold_training"] = wait_training_done(driver, t0)
             finally:
                 stop_server(proc)
     finally:
@@ -211,6 +226,9 @@ def main(argv=None):
     if not args.skip_startup:
         s = bench_startup(args.dataset)
         print(f"| start -> first drawn map, cold cache ({args.dataset}) | {s['cold']:.1f} s |")
+        trained = s.get("cold_training")
+        print(f"| start -> trained HKD shown, cold cache ({args.dataset}) | "
+              f"{'not within 600 s' if trained is None else f'{trained:.1f} s'} |")
         print(f"| start -> first drawn map, warm cache ({args.dataset}) | {s['warm']:.1f} s |")
         print(f"| status shown (warm) | {s['warm_status']} |")
         sys.stdout.flush()
