@@ -45,6 +45,11 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     manager = DiskcacheManager(diskcache.Cache(jobs_dir))
     app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
                serve_locally=True, update_title=None)
+    # a hard cap on any request body: an upload arrives base64-encoded (4/3 of its size) inside
+    # the callback's JSON; files up to the upload limit pass and get parse_embedding_upload's
+    # clear message, anything far larger is refused before it is read into memory
+    from hkd_core.uploads import MAX_UPLOAD_BYTES
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES * 2
     app.layout = build_layout(choices, default_dataset, MODEL_NAMES, ws.controls_for(default_dataset))
     register_callbacks(app, ws, manager)
     app.workspace = ws  # for tests and the benchmark

@@ -98,3 +98,18 @@ def test_entity_and_neighbour_rows():
 def test_codes_frame_for_export():
     df = F.codes_frame(["a", "b"], None, np.array([[1, 2], [3, 0]]), np.zeros((2, 2)), ["12", "30"])
     assert list(df.columns) == ["name", "x", "y", "code", "c1", "c2"] and df["c2"].tolist() == [2, 0]
+
+
+def test_request_bodies_are_capped(tmp_path):
+    """The Flask server refuses request bodies far above the upload limit without reading them."""
+    from app import create_app
+    from hkd_core.uploads import MAX_UPLOAD_BYTES
+
+    dash_app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic",
+                          dataset_options={"synthetic": {"n_per_cluster": 5}},
+                          controls={"model": "hkm"}, projection="pca")
+    client = dash_app.server.test_client()
+    too_big = b"x" * (MAX_UPLOAD_BYTES * 2 + 1)
+    resp = client.post("/_dash-update-component", data=too_big, content_type="application/json")
+    assert resp.status_code == 413
+    assert client.get("/").status_code == 200            # and the server keeps serving
