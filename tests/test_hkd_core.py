@@ -115,10 +115,12 @@ def test_exemplars_kmeans_random_and_neighbours():
     ex, rows = select_exemplars(X, 7, 5, "euclidean", seed=0)
     assert ex.shape == (12, 2) and np.all(rows[:7] == -1) and np.all(rows[7:] >= 0)
     np.testing.assert_allclose(ex[7:], X[rows[7:]])
-    nb = neighbour_exemplars(X, 3, "euclidean")
+    nb, nb_dist = neighbour_exemplars(X, 3, "euclidean")
     d = ((X[:, None] - X[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     np.testing.assert_array_equal(nb[:, 0], d.argmin(1))
+    np.testing.assert_allclose(nb_dist[:, 0], d.min(1), rtol=1e-5)      # squared Euclidean (eq. 8)
+    assert np.all(np.diff(nb_dist, axis=1) >= 0)
     assert not np.any(nb == np.arange(100)[:, None])
 
 

@@ -46,18 +46,23 @@ def select_exemplars(X: np.ndarray, n_kmeans: int, n_random: int, metric: str, s
     return np.concatenate(parts).astype(np.float32), np.concatenate(rows)
 
 
-def neighbour_exemplars(X: np.ndarray, k: int, metric: str, block: int = 2048) -> np.ndarray:
-    """Each row's k nearest other rows (the per-point exemplars of §3.1), (n, k) indices."""
+def neighbour_exemplars(X: np.ndarray, k: int, metric: str, block: int = 2048
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest other rows (the per-point exemplars of §3.1), nearest first:
+    (indices (n, k), their eq. 8 distances d(e_i, e_j) (n, k))."""
     n = len(X)
-    out = np.empty((n, k), dtype=np.int64)
+    idx = np.empty((n, k), dtype=np.int64)
+    dist = np.empty((n, k), dtype=np.float64)
     for s in range(0, n, block):
         e = min(s + block, n)
         d = input_distances(X[s:e], X, metric)
         d[np.arange(e - s), np.arange(s, e)] = np.inf
         part = np.argpartition(d, k, axis=1)[:, :k]
-        order = np.take_along_axis(d, part, 1).argsort(1, kind="stable")
-        out[s:e] = np.take_along_axis(part, order, 1)
-    return out
+        part_d = np.take_along_axis(d, part, 1)
+        order = part_d.argsort(1, kind="stable")
+        idx[s:e] = np.take_along_axis(part, order, 1)
+        dist[s:e] = np.take_along_axis(part_d, order, 1)
+    return idx, dist
 
 
 def calibrate_affinities(dist: np.ndarray, perplexity: float, mask: np.ndarray | None = None,

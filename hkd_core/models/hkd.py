@@ -180,8 +180,7 @@ class HKD(CodeModel):
         dist = input_distances(X, exemplars, self.metric)
         invalid = exemplar_rows[None, :] == np.arange(n)[:, None]     # a point is not its own exemplar
         if self.n_neighbour_exemplars:
-            nbrs = neighbour_exemplars(X, self.n_neighbour_exemplars, self.metric)
-            nb_dist = _row_distances(X, nbrs, self.metric)
+            nbrs, nb_dist = neighbour_exemplars(X, self.n_neighbour_exemplars, self.metric)
             dist = np.concatenate([dist, nb_dist], 1)
             invalid = np.concatenate([invalid, np.zeros_like(nbrs, dtype=bool)], 1)
         else:
@@ -294,18 +293,6 @@ class HKD(CodeModel):
         self.module_.eval()
         self.weights_ = torch.as_tensor(state["weights_"], device=self.device_)
         self.exemplars_ = state["exemplars_"]
-
-
-def _row_distances(X: np.ndarray, nbrs: np.ndarray, metric: str) -> np.ndarray:
-    """d(e_i, e_{nbrs[i, j]}) for every row, (n, k)."""
-    A = X[:, None, :].astype(np.float64)
-    B = X[nbrs].astype(np.float64)
-    sq = ((A - B) ** 2).sum(-1)
-    if metric == "euclidean":
-        return sq
-    na = 1.0 - (A ** 2).sum(-1)
-    nb = 1.0 - (B ** 2).sum(-1)
-    return np.arccosh(np.maximum(1.0 + 2.0 * sq / np.clip(na * nb, 1e-12, None), 1.0))
 
 
 def _annealed(start: float, end: float, epoch: int, epochs: int) -> float:
