@@ -64,3 +64,12 @@ def test_neighbours_reads_a_run(tmp_path, capsys):
     assert lines[1].startswith(name) and len(lines) == 1 + 1 + 3
     assert lines[1].split()[-1] == "16"         # the entity shares all D digits with itself
     assert main(["neighbours", "nobody", "--dataset", "synthetic", "--run", str(out)]) == 2
+
+
+def test_knn_metric_sets_hkd_input_distance_unless_metric_given():
+    from hkd_core.runs import run_config
+    assert run_config("mammals", "hkd", {}, knn_metric="euclidean")["params"]["metric"] == "euclidean"
+    assert run_config("mammals", "hkd", {})["params"]["metric"] == "poincare"
+    explicit = run_config("mammals", "hkd", {"metric": "poincare"}, knn_metric="euclidean")
+    assert explicit["params"]["metric"] == "poincare"
+    assert "metric" not in run_config("mammals", "hkm", {}, knn_metric="euclidean")["params"]
