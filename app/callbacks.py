@@ -12,7 +12,7 @@ import uuid
 
 import numpy as np
 import pandas as pd
-from dash import ClientsideFunction, Input, Output, Patch, State, ctx, dcc, no_update
+from dash import ClientsideFunction, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from app import figures as F
@@ -71,7 +71,11 @@ def register_callbacks(app, ws: Workspace, background_manager):
     def on_dataset(dataset_key):
         if not dataset_key:
             raise PreventUpdate
-        ds = ws.dataset(dataset_key)
+        try:
+            ds = ws.dataset(dataset_key)
+        except Exception as exc:  # missing archive or uncached features: say so, keep serving
+            message = f"Cannot load {dataset_key}: {exc}"
+            return [no_update] * (len(CONTROL_IDS) + 2) + [html.Span(message, className="error"), no_update]
         c = ws.controls_for(dataset_key)
         methods = available_methods(ds.X.shape[1])
         options = [{"label": PROJECTION_LABELS[m], "value": m} for m in methods]

@@ -139,7 +139,12 @@ class Workspace:
                 else:
                     from hkd_core.datasets import load_dataset
 
-                    ds = load_dataset(key, **self.dataset_options.get(key, {}))
+                    options = dict(self.dataset_options.get(key, {}))
+                    if key.startswith("cifar100"):
+                        # features must come from the cache: training a wide ResNet inside a
+                        # page request would hold it for hours
+                        options.setdefault("train_backbone", False)
+                    ds = load_dataset(key, **options)
                 self._datasets[key] = ds
             return self._datasets[key]
 

@@ -52,3 +52,19 @@ def test_fig4_view_keeps_two_superclasses_and_the_split(tmp_path, monkeypatch):
     import pytest
     with pytest.raises(ValueError, match="superclasses"):
         load_dataset("cifar100-fig4", superclasses=("dragons",), **opts)
+
+
+def test_app_workspace_never_trains_a_backbone(tmp_path, monkeypatch):
+    """The app reads CIFAR-100 features from the cache only; without them it says how to make them."""
+    import pytest
+    from app.state import Workspace
+    monkeypatch.setenv("HKD_CACHE_DIR", str(tmp_path / "cache"))
+    write_cifar100_archive(str(tmp_path / "cifar-100-python.tar.gz"), n_train=60, n_test=30, seed=0)
+    opts = dict(data_dir=str(tmp_path), backbone="wrn-10-1", backbone_epochs=1)
+    ws = Workspace(str(tmp_path / "app"), dataset_options={"cifar100": opts, "cifar100-fig4": opts})
+    with pytest.raises(FileNotFoundError, match="python -m hkd_core train"):
+        ws.dataset("cifar100")
+    from hkd_core.datasets import load_dataset
+    load_dataset("cifar100", **opts)                  # what `train` does: trains and caches
+    assert ws.dataset("cifar100").n == 90             # now read from the cache
+    assert ws.dataset("cifar100-fig4").n < 90

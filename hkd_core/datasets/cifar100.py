@@ -418,7 +418,7 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
                   backbone_epochs: int = 200, limit: int | None = None, batch_size: int = 128,
                   seed: int = 0, cache_dir=None, device: str = "auto",
                   progress: ProgressCallback | None = None, lr: float = 0.1,
-                  schedule: str = "step", dropout: float = 0.3) -> Dataset:
+                  schedule: str = "step", dropout: float = 0.3, train_backbone: bool = True) -> Dataset:
     """CIFAR-100 images as wide-ResNet penultimate-layer features.
 
     Trains ``backbone`` (e.g. "wrn-28-10") for ``backbone_epochs`` epochs on the train split's
@@ -463,6 +463,13 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
         if os.path.isfile(weights_path):
             model = bb.load_backbone(weights_path, config, len(fine_names))
             trained_here = False
+        elif not train_backbone:
+            # the app asks for cached features only: a wide ResNet takes hours to train
+            raise FileNotFoundError(
+                f"no cached {config.arch} features ({config.epochs} epochs, limit {limit}) for the "
+                f"CIFAR-100 archive in {source}; compute them once with `python -m hkd_core train "
+                f"--dataset cifar100 --data-dir DIR --model hkd --out OUT --backbone {config.arch} "
+                f"--backbone-epochs {config.epochs}` (a GPU is strongly advised)")
         else:
             model, history = bb.train_backbone(train["images"], train["fine_labels"], config,
                                                progress=progress, device=device,
@@ -778,7 +785,7 @@ def load_wordnet_class_tree(path: str = WORDNET_TREE_FILE) -> dict[str, str]:
 
 
 # The paper's Fig. 2b / Fig. 4 look at two superclasses (5 classes each) at a time.
-FIG4_SUPERCLASSES = ("large_carnivores", "large_omnivores")
+FIG4_SUPERCLASSES = ("large_carnivores", "large_omnivores_and_herbivores")
 
 
 def load_cifar100_superclasses(superclasses=FIG4_SUPERCLASSES, **options) -> Dataset:
