@@ -122,3 +122,18 @@ def test_bad_upload_shows_error_and_server_keeps_serving(dash_duo, cache_dir, tm
     thumb.click()
     thumb.send_keys(Keys.ARROW_RIGHT)
     dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+
+
+def test_background_training_shows_progress_and_cancels(dash_duo, tmp_path):
+    """HKD trains in a Dash background job: the page shows its epochs, and Cancel stops it."""
+    app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic", dataset_options=SMALL,
+                     controls={"model": "hkd", "epochs": 100000}, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_contains_text("#progress-text", "epoch", timeout=120)
+    assert not dash_duo.find_element("#train-button").is_enabled()       # a job is running
+    dash_duo.find_element("#cancel-button").click()
+    wait_until(lambda: dash_duo.find_element("#train-button").is_enabled(), timeout=60)
+    stopped_at = dash_duo.find_element("#progress-text").text
+    time.sleep(3)
+    assert dash_duo.find_element("#progress-text").text == stopped_at     # no progress after cancel
+    assert "epoch 100000/100000" not in stopped_at
