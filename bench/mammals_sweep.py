@@ -14,7 +14,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 
 from hkd_core.datasets.wordnet import load_mammals  # noqa: E402
 from hkd_core.metrics import best_share_at_reduction, evaluate, shared_prefix_length  # noqa: E402
