@@ -24,8 +24,7 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     controls         overrides of the start values of the controls, e.g. {"model": "hkm", "epochs": 5}.
     projection       default map method when the data allow it ("pca" for fast tests).
     """
-    import diskcache
-    from dash import Dash, DiskcacheManager
+    from dash import Dash
 
     from app.callbacks import register_callbacks
     from app.layout import build_layout
@@ -40,9 +39,10 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     if default_dataset not in enabled:
         default_dataset = "synthetic" if "synthetic" in enabled else enabled[0]
 
-    jobs_dir = os.path.join(ws.cache_dir, "jobs")
-    os.makedirs(jobs_dir, exist_ok=True)
-    manager = DiskcacheManager(diskcache.Cache(jobs_dir))
+    from hkd_core.jobs import background_manager
+
+    # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py)
+    manager = background_manager(os.path.join(ws.cache_dir, "jobs"))
     app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
                serve_locally=True, update_title=None)
     # a hard cap on any request body: an upload arrives base64-encoded (4/3 of its size) inside

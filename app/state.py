@@ -95,6 +95,15 @@ class Workspace:
         self._derived: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.RLock()
 
+    # A Workspace crosses to a background job process as its configuration: the job opens the
+    # same store afresh (locks, SQLite handles and memos never cross a process boundary).
+    def __getstate__(self):
+        return {"cache_dir": self.cache_dir, "dataset_options": self.dataset_options,
+                "control_overrides": self.control_overrides, "projection": self.projection_override}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
     def controls_for(self, dataset_key: str) -> dict:
         """Start values of the controls for a data set (paper settings + overrides)."""
         return dict(controls_for(dataset_key), **self.control_overrides)
