@@ -1,4 +1,4 @@
-"""Command line: ``python -m hkd_core {datasets,train,reproduce,neighbours}``."""
+"""Command line: ``python -m hkd_core {datasets,train,benchmark,reproduce,neighbours}``."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,7 @@ MODEL_FLAGS = {
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
+DEFAULT_BENCHMARK_DATASETS = ("synthetic", "mammals", "digits")
 DATASET_FLAGS = {"data_dir": str, "backbone": str, "backbone_epochs": int, "limit": int,
                  "variant": str, "download": bool}
 
@@ -34,6 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output directory")
     _add_model_flags(train)
     _add_dataset_flags(train)
+
+    bench = sub.add_parser("benchmark", help="datasets x coders: fit on train rows, choose on validation "
+                           "rows, report test rows (hkd_core/benchmark)")
+    bench.add_argument("--datasets", nargs="+", default=None,
+                       help=f"registry names (default: {' '.join(DEFAULT_BENCHMARK_DATASETS)})")
+    bench.add_argument("--data", action="append", default=[], metavar="FILE",
+                       help="also a user's file (upload formats); repeatable")
+    bench.add_argument("--wordnet-root", action="append", default=[], metavar="SYNSET",
+                       help="also a WordNet subtree (closure + Poincare embedding, cached); repeatable")
+    bench.add_argument("--coders", nargs="+", default=None, help="row labels to run (default: all)")
+    bench.add_argument("--seeds", type=int, default=3, help="model seeds (default 3)")
+    bench.add_argument("--quick", action="store_true", help="small data, few epochs, one setting (CI)")
+    bench.add_argument("--out", default="bench_results", help="directory for results.json, report.txt, plots")
+    bench.add_argument("--no-png", action="store_true", help="HTML plots only")
+    bench.add_argument("--no-cache", action="store_true", help="refit everything")
 
     rep = sub.add_parser("reproduce", help="print the paper's tables")
     rep.add_argument("experiment", choices=("synthetic", "mammals"))
@@ -86,6 +102,8 @@ def main(argv=None) -> int:
             return cmd_datasets()
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "benchmark":
+            return cmd_benchmark(args)
         if args.command == "reproduce":
             from hkd_core.reproduce import reproduce
             return reproduce(args.experiment, json_path=args.json, seed=args.seed, epochs=args.epochs,
@@ -128,28 +146,43 @@ def cmd_train(args) -> int:
     m = result.metrics
     print(f"{args.model} on {args.dataset}: {len(result.codes)} {m['split']} rows, "
           f"neighbours by {m['metric']} distance, fit {m['fit_seconds']:.1f} s -> {args.out}")
+    from hkd_core.benchmark.report import format_share_table
+
     print(format_share_table({args.model: m}))
     if m.get("reconstruction_mse") is not None:
         print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
     return 0
 
 
-def format_share_table(results: dict[str, dict], ks=("5", "10", "15", "20"), title="First N code(s)") -> str:
-    """The paper's layout: one block per KNN, one row per model, then the reduction row(s)."""
-    any_m = next(iter(results.values()))
-    depth = len(any_m["reduction"])
-    width = max(14, *(len(n) for n in results)) + 9
-    lines = [f"{title:<{width}}" + "".join(f"{N:>7}" for N in range(1, depth + 1))]
-    for k in ks:
-        for i, (name, m) in enumerate(results.items()):
-            if k not in m["share"]:
-                continue
-            head = f"KNN={k:<5}" if i == 0 else " " * 9
-            lines.append(f"{head}{name:<{width - 9}}" + "".join(f"{v:>7.3f}" for v in m["share"][k]))
-    for name, m in results.items():
-        label = "Search reduction (%)" if len(results) == 1 else f"Reduction % {name}"
-        lines.append(f"{label:<{width}}" + "".join(f"{100 * r:>7.1f}" for r in m["reduction"]))
-    return "\n".join(lines)
+def cmd_benchmark(args) -> int:
+    import os
+
+    from hkd_core.benchmark.report import format_report, write_outputs
+    from hkd_core.benchmark.run import default_coders, run_benchmark
+    from hkd_core.presets import RECOMMENDED_MODEL
+    from hkd_core.runs import cache_root
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    keys = list(args.datasets or DEFAULT_BENCHMARK_DATASETS)
+    keys += [f"file:{path}" for path in args.data] + [f"wordnet:{root}" for root in args.wordnet_root]
+    for path in args.data:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--data {path}: no such file")
+    coders = default_coders()
+    if args.coders:
+        unknown = sorted(set(args.coders) - {c.label for c in coders})
+        if unknown:
+            raise ValueError(f"unknown coder(s) {unknown}; choose from {[c.label for c in coders]}")
+        coders = [c for c in coders if c.label in args.coders]
+    cache = None if args.no_cache else os.path.join(cache_root(), "benchmark", "fits")
+    results = run_benchmark(keys, coders, seeds=tuple(range(args.seeds)), quick=args.quick,
+                            cache_dir=cache, log=lambda s: print(s, file=sys.stderr, flush=True))
+    recommended = next((c.label for c in coders if c.model == RECOMMENDED_MODEL), None)
+    print(format_report(results, recommended))
+    for path in write_outputs(results, args.out, recommended, png=not args.no_png):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_neighbours(args) -> int:

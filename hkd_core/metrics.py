@@ -91,12 +91,19 @@ def code_statistics(codes: np.ndarray, K: int | None = None) -> list[dict]:
         rows.append({
             "depth": N,
             "distinct_prefixes": int(len(p)),
+            "unused_digit_values": None if K is None else int(K - len(digit_p)),
             "largest_group": int(round(p.max() * n)),
             "prefix_entropy_bits": float(-(p * np.log2(p)).sum()),
             "digit_entropy_bits": float(-(digit_p * np.log2(digit_p)).sum()),
             "distinct_digits": int(len(digit_p)),
         })
     return rows
+
+
+def full_code_collisions(codes: np.ndarray) -> int:
+    """Rows whose whole code is also another row's: n - number of distinct full codes."""
+    codes = np.asarray(codes)
+    return int(len(codes) - len(np.unique(codes, axis=0)))
 
 
 def share_table(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean",
@@ -126,6 +133,7 @@ def evaluate(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean", X_hat=
         "reduction": [search_reduction(codes, N) for N in range(1, depth + 1)],
         "reconstruction_mse": None if X_hat is None else reconstruction_mse(X, X_hat),
         "code_statistics": code_statistics(codes, K),
+        "full_code_collisions": full_code_collisions(codes),
     }
 
 
@@ -135,3 +143,47 @@ def best_share_at_reduction(result: dict, level: float, k: int = 5) -> float | N
     shares = result["share"][str(k)]
     ok = [s for s, r in zip(shares, result["reduction"]) if r >= level]
     return max(ok) if ok else None
+
+
+def reduction_frontier(result: dict, levels, k: int = 5) -> list[float]:
+    """``best_share_at_reduction`` at each level, 0.0 where no depth reaches it."""
+    return [best_share_at_reduction(result, level, k) or 0.0 for level in levels]
+
+
+def frontier_auc(result: dict, k: int = 5) -> float:
+    """Area under the share-vs-reduction frontier: the integral over r in [0, 1] of the best
+    KNN=k share among the depths whose search reduction is >= r (0 where none reaches r).
+
+    The frontier is a step function that changes only at the depths' reductions, so the integral
+    is exact: sum over the sorted reductions r_1 <= r_2 <= ... of (r_i - r_{i-1}) times the best
+    share among depths with reduction >= r_i. A coder scores high only by keeping neighbours over
+    the whole range of reductions, not by placing one depth just above a threshold."""
+    shares = np.asarray(result["share"][str(k)], dtype=np.float64)
+    reductions = np.asarray(result["reduction"], dtype=np.float64)
+    order = np.argsort(reductions)
+    r, s = reductions[order], shares[order]
+    best_above = np.maximum.accumulate(s[::-1])[::-1]   # best share among depths at >= r_i
+    widths = np.diff(np.concatenate([[0.0], r]))
+    return float(np.sum(widths * best_above))
+
+
+def hierarchy_agreement(codes: np.ndarray, lca_depth, n_pairs: int = 20000, seed: int = 0) -> float | None:
+    """Spearman correlation, over random pairs of rows, between the number of leading code digits
+    two rows share and the depth of their lowest common ancestor in a known tree.
+
+    ``lca_depth(i, j)`` gives that depth for rows i, j (vectorised over index arrays). None when
+    either quantity is constant over the drawn pairs (the correlation is undefined)."""
+    from scipy.stats import spearmanr
+
+    codes = np.asarray(codes)
+    n = len(codes)
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, size=n_pairs)
+    j = rng.integers(0, n - 1, size=n_pairs)
+    j = j + (j >= i)                                        # i != j
+    differs = codes[i] != codes[j]
+    shared = np.where(differs.any(1), differs.argmax(1), codes.shape[1])
+    depth = np.asarray(lca_depth(i, j), dtype=np.float64)
+    if np.ptp(shared) == 0 or np.ptp(depth) == 0:
+        return None
+    return float(spearmanr(shared, depth).statistic)

@@ -7,6 +7,9 @@ stated here.
 """
 from __future__ import annotations
 
+# the coder `train` and the app use when none is named
+RECOMMENDED_MODEL = "hkd"
+
 HKD_FAMILY = ("hkd", "hkd-no-recon", "hkd-no-kl", "hkd-no-decay")
 
 PAPER_SETTINGS: dict[str, dict] = {

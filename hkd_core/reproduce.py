@@ -10,7 +10,7 @@ import json
 import sys
 
 
-from hkd_core.cli import format_share_table
+from hkd_core.benchmark.report import format_share_table
 from hkd_core.distances import pairwise
 from hkd_core.metrics import best_share_at_reduction, evaluate, shared_prefix_length
 from hkd_core.runs import cached_run, read_run

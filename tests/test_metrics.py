@@ -102,3 +102,39 @@ def test_metrics_json_agrees_with_independent_implementation(tmp_path):
 def test_evaluate_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="codes"):
         evaluate(CODES[:3], X, "euclidean")
+
+
+def test_frontier_auc_by_hand():
+    from hkd_core.metrics import frontier_auc, reduction_frontier
+
+    m = {"share": {"5": [1.0, 0.8, 0.5]}, "reduction": [0.5, 0.8, 0.95]}
+    # r in [0, .5]: 1.0; (.5, .8]: 0.8; (.8, .95]: 0.5; above .95: nothing -> 0
+    assert frontier_auc(m) == pytest.approx(0.5 * 1.0 + 0.3 * 0.8 + 0.15 * 0.5)
+    assert reduction_frontier(m, (0.8, 0.9, 0.99)) == [0.8, 0.5, 0.0]
+    # a deeper depth that keeps more neighbours dominates the shallower one below its reduction
+    m2 = {"share": {"5": [0.6, 0.9]}, "reduction": [0.5, 0.7]}
+    assert frontier_auc(m2) == pytest.approx(0.7 * 0.9)
+
+
+def test_hierarchy_agreement_on_hand_made_codes():
+    from hkd_core.metrics import full_code_collisions, hierarchy_agreement
+
+    # 16 leaves of a binary tree of depth 4: the path bits are the tree; LCA depth = common prefix
+    paths = np.array([[(c >> (3 - b)) & 1 for b in range(4)] for c in range(16)])
+    paths = np.repeat(paths, 4, axis=0)
+
+    def lca_depth(i, j):
+        return shared_prefix_length_rows(paths[i], paths[j])
+
+    assert hierarchy_agreement(paths, lca_depth, n_pairs=4000) == pytest.approx(1.0)
+    reversed_codes = paths[:, ::-1]        # the fine split first: little agreement
+    assert hierarchy_agreement(reversed_codes, lca_depth, n_pairs=4000) < 0.3
+    assert hierarchy_agreement(np.zeros_like(paths), lca_depth) is None   # constant codes
+    assert full_code_collisions(paths) == 64 - 16
+    stats = code_statistics(paths, K=4)
+    assert stats[0]["unused_digit_values"] == 2
+
+
+def shared_prefix_length_rows(a, b):
+    differs = a != b
+    return np.where(differs.any(1), differs.argmax(1), a.shape[1])

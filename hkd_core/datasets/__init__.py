@@ -51,6 +51,8 @@ DATASETS: dict[str, DatasetSpec] = {
                     "CIFAR-100 wide-ResNet features, 20 superclasses x 5 classes (paper Fig. 4)"),
         DatasetSpec("cifar100-fig4", "hkd_core.datasets.cifar100", "load_cifar100_superclasses",
                     "CIFAR-100 features of two superclasses, 10 classes (the paper's Fig. 4 view)"),
+        DatasetSpec("digits", "hkd_core.datasets.digits", "load_digits",
+                    "scikit-learn handwritten digits, 1,797 x 64 pixels, labels 0-9 (real image features)"),
     ]
 }
 

@@ -1,0 +1,165 @@
+"""Tables, JSON and share-vs-reduction plots of benchmark results (run.py), and the share-table
+layout the CLI and the reproductions print too."""
+from __future__ import annotations
+
+import json
+import os
+
+LEVEL_KEYS = ("0.80", "0.90", "0.95")
+
+
+def format_share_table(results: dict[str, dict], ks=("5", "10", "15", "20"), title="First N code(s)") -> str:
+    """The paper's layout: one block per KNN, one row per model, then the reduction row(s)."""
+    any_m = next(iter(results.values()))
+    depth = len(any_m["reduction"])
+    width = max(14, *(len(n) for n in results)) + 9
+    lines = [f"{title:<{width}}" + "".join(f"{N:>7}" for N in range(1, depth + 1))]
+    for k in ks:
+        for i, (name, m) in enumerate(results.items()):
+            if k not in m["share"]:
+                continue
+            head = f"KNN={k:<5}" if i == 0 else " " * 9
+            lines.append(f"{head}{name:<{width - 9}}" + "".join(f"{v:>7.3f}" for v in m["share"][k]))
+    for name, m in results.items():
+        label = "Search reduction (%)" if len(results) == 1 else f"Reduction % {name}"
+        lines.append(f"{label:<{width}}" + "".join(f"{100 * r:>7.1f}" for r in m["reduction"]))
+    return "\n".join(lines)
+
+
+def _ms(stat: dict, digits: int = 3) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    missing = stat["n"] < len(stat.get("values", [])) if stat.get("values") else False
+    text = f"{stat['mean']:.{digits}f}±{stat['sd']:.{digits}f}"
+    return text + ("*" if missing else "")
+
+
+def verdicts(rows: dict, recommended: str) -> list[dict]:
+    """The recommended coder against the best baseline at each level and on AUC: 'wins' when its
+    mean is above the best baseline's by more than the larger seed spread, 'loses' when below by
+    more than that, 'ties' otherwise."""
+    if recommended not in rows:
+        return []
+    out = []
+    for what in (*LEVEL_KEYS[:2], "auc"):
+        def stat(r):
+            return r["auc"] if what == "auc" else r["best_share"][what]
+        mine = stat(rows[recommended])
+        base = {name: stat(r) for name, r in rows.items() if r["baseline"]}
+        base = {name: s for name, s in base.items() if s["mean"] is not None}
+        if not base:
+            continue
+        best_name = max(base, key=lambda n: base[n]["mean"])
+        best = base[best_name]
+        if mine["mean"] is None:
+            verdict, diff = "loses (level not reached)", None
+        else:
+            diff = mine["mean"] - best["mean"]
+            margin = max(mine["sd"], best["sd"])
+            verdict = "wins" if diff > margin else "loses" if diff < -margin else "ties"
+        out.append({"what": what, "verdict": verdict, "recommended": mine["mean"],
+                    "best_baseline": best_name, "baseline": best["mean"], "difference": diff})
+    return out
+
+
+def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor: str = "hkm K=2") -> str:
+    lines = []
+    split = entry["split"]
+    for metric, rows in entry["by_metric"].items():
+        lines.append(f"== {key}: {entry['n']} rows x {entry['d']}-d; neighbours by {metric} distance; "
+                     f"fit on {split['train']} train rows, settings chosen on {split['validation']} "
+                     f"validation rows, reported on {split['test']} test rows (queries = database = "
+                     f"test rows) ==")
+        table = {name: {"share": r["share"], "reduction": r["reduction"]} for name, r in rows.items()}
+        lines.append(format_share_table(table, ks=("5", "10"), title="test, mean over seeds; N ="))
+        lines.append("")
+        anchor_cpu = rows.get(anchor, {}).get("cpu_seconds", {}).get("mean")
+        head = (f"{'coder':<22}{'chosen on val.':<16}{'>=80%':>13}{'>=90%':>13}{'>=95%':>13}"
+                f"{'AUC':>13}" + (f"{'agreement':>13}" if entry["has_tree"] else "")
+                + f"{'groups N=1/2/4/8':>22}{'collide':>9}{'fit CPU s':>11}{'x ' + anchor:>12}")
+        lines.append("best KNN=5 share at >= reduction, frontier AUC" +
+                     (", hierarchy agreement (Spearman)" if entry["has_tree"] else "") +
+                     "; mean±sd over seeds (* = a seed did not reach the level)")
+        lines.append(head)
+        for name, r in rows.items():
+            groups = r["groups"]
+            g = "/".join(f"{groups[N - 1]:.0f}" for N in (1, 2, 4, 8) if N <= len(groups))
+            cpu = r["cpu_seconds"]["mean"]
+            ratio = f"{cpu / anchor_cpu:.1f}" if anchor_cpu else "-"
+            mark = " <" if name == recommended else ""
+            lines.append(f"{(name + mark):<22}{r['chosen'][:15]:<16}"
+                         + "".join(f"{_ms(r['best_share'][lv]):>13}" for lv in LEVEL_KEYS)
+                         + f"{_ms(r['auc']):>13}"
+                         + (f"{_ms(r['agreement']):>13}" if entry["has_tree"] else "")
+                         + f"{g:>22}{r['full_code_collisions']['mean']:>9.1f}{cpu:>11.2f}{ratio:>12}")
+        if recommended:
+            v = verdicts(rows, recommended)
+            if v:
+                lines.append("")
+                lines.append(f"{recommended} against the best baseline:")
+                for item in v:
+                    what = "AUC" if item["what"] == "auc" else f">= {float(item['what']) * 100:.0f} %"
+                    mine = "-" if item["recommended"] is None else f"{item['recommended']:.3f}"
+                    lines.append(f"  {what:<8} {item['verdict']:<26} {mine} vs {item['baseline']:.3f} "
+                                 f"({item['best_baseline']})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_report(results: dict, recommended: str | None = None) -> str:
+    p = results["protocol"]
+    head = (f"HKD Explorer benchmark: seeds {p['seeds']} (split seed {p['split_seed']})"
+            f"{', QUICK' if p['quick'] else ''}; queries: {p['queries']}, database: {p['database']}; "
+            f"settings chosen on {p['chosen_on']}")
+    return "\n".join([head, ""] + [format_dataset(k, e, recommended) for k, e in results["datasets"].items()])
+
+
+def frontier_figure(key: str, metric: str, rows: dict, recommended: str | None = None):
+    """Share (KNN=5) against search reduction, one line per coder, N marked at each point."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, r in rows.items():
+        share = r["share"]["5"]
+        fig.add_trace(go.Scatter(
+            x=[100 * v for v in r["reduction"]], y=share, mode="lines+markers+text", name=name,
+            text=[str(N) for N in range(1, len(share) + 1)], textposition="top center",
+            line={"width": 4 if name == recommended else 1.5,
+                  "dash": "solid" if name == recommended or not r["baseline"] else "dot"}))
+    fig.update_layout(title=f"{key}: KNN=5 share vs search reduction ({metric} neighbours, test rows)",
+                      xaxis_title="search reduction (%)", yaxis_title="share of 5 nearest neighbours "
+                      "with the same first-N prefix", template="plotly_white", width=1000, height=650)
+    return fig
+
+
+def write_outputs(results: dict, out_dir: str, recommended: str | None = None, png: bool = True) -> list[str]:
+    """results.json, report.txt and per dataset x metric a frontier plot (HTML, and PNG when
+    kaleido can start a browser). Returns the written paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    path = os.path.join(out_dir, "results.json")
+    with open(path, "w") as fh:
+        json.dump(results, fh, indent=1)
+    written.append(path)
+    path = os.path.join(out_dir, "report.txt")
+    with open(path, "w") as fh:
+        fh.write(format_report(results, recommended) + "\n")
+    written.append(path)
+    for key, entry in results["datasets"].items():
+        for metric, rows in entry["by_metric"].items():
+            stem = os.path.join(out_dir, f"frontier_{_slug(key)}_{metric}")
+            fig = frontier_figure(key, metric, rows, recommended)
+            fig.write_html(stem + ".html", include_plotlyjs=True)
+            written.append(stem + ".html")
+            if png:
+                try:
+                    fig.write_image(stem + ".png")
+                    written.append(stem + ".png")
+                except Exception as exc:   # no browser for kaleido: the HTML still stands
+                    print(f"PNG not written ({type(exc).__name__}: {exc}); the HTML plot is there")
+                    png = False
+    return written
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
