@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="bench_results", help="directory for results.json, report.txt, plots")
     bench.add_argument("--no-png", action="store_true", help="HTML plots only")
     bench.add_argument("--no-cache", action="store_true", help="refit everything")
+    bench.add_argument("--readme", metavar="README.md",
+                       help="rewrite this file's results table (between its benchmark markers)")
 
     rep = sub.add_parser("reproduce", help="print the paper's tables")
     rep.add_argument("experiment", choices=("synthetic", "mammals"))
@@ -182,6 +184,11 @@ def cmd_benchmark(args) -> int:
     print(format_report(results, recommended))
     for path in write_outputs(results, args.out, recommended, png=not args.no_png):
         print(f"wrote {path}", file=sys.stderr)
+    if args.readme:
+        from hkd_core.benchmark.report import update_readme
+
+        update_readme(args.readme, results, recommended)
+        print(f"updated the results table of {args.readme}", file=sys.stderr)
     return 0
 
 

@@ -114,6 +114,50 @@ def format_report(results: dict, recommended: str | None = None) -> str:
     return "\n".join([head, ""] + [format_dataset(k, e, recommended) for k, e in results["datasets"].items()])
 
 
+README_START, README_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+def markdown_summary(results: dict, recommended: str | None, paper: str = "hkd") -> str:
+    """The README's results table: per dataset and neighbour metric, the paper's HKD, the
+    recommended coder and the best baseline at >= 80 / 90 % reduction and on AUC (test rows,
+    mean ± sd over seeds), with the verdict."""
+    p = results["protocol"]
+    lines = [f"Test rows, mean ± sd over {len(p['seeds'])} seeds; settings chosen on validation rows; "
+             f"queries = database = test rows. `python -m hkd_core benchmark"
+             f"{' --quick' if p['quick'] else ''}` regenerates it.", "",
+             "| dataset | neighbours | coder | >= 80 % | >= 90 % | AUC | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for key, entry in results["datasets"].items():
+        for metric, rows in entry["by_metric"].items():
+            verdict = {v["what"]: v for v in verdicts(rows, recommended)} if recommended else {}
+            shown = [n for n in dict.fromkeys([paper, recommended]) if n and n in rows]
+            for what in LEVEL_KEYS[:2]:
+                if what in verdict and verdict[what]["best_baseline"] not in shown:
+                    shown.append(verdict[what]["best_baseline"])
+            for name in shown:
+                r = rows[name]
+                text = ""
+                if name == recommended and verdict:
+                    text = ", ".join(f"{'AUC' if w == 'auc' else f'{float(w) * 100:.0f} %'}: {verdict[w]['verdict']}"
+                                     for w in (*LEVEL_KEYS[:2], "auc") if w in verdict)
+                role = " (recommended)" if name == recommended else " (paper)" if name == paper else " (best baseline)"
+                lines.append(f"| {key} | {metric} | {name}{role} | {_ms(r['best_share']['0.80'])} | "
+                             f"{_ms(r['best_share']['0.90'])} | {_ms(r['auc'])} | {text} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: str, results: dict, recommended: str | None) -> None:
+    """Replace the README's benchmark section (between the two markers) with a fresh table."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no {README_START} ... {README_END} section to replace")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(head + README_START + "\n" + markdown_summary(results, recommended) + "\n" + README_END + tail)
+
+
 def frontier_figure(key: str, metric: str, rows: dict, recommended: str | None = None):
     """Share (KNN=5) against search reduction, one line per coder, N marked at each point."""
     import plotly.graph_objects as go
