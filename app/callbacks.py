@@ -19,7 +19,9 @@ from app import figures as F
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
 from app.state import PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
-from hkd_core.tree import PrefixIndex, format_codes, node_members, prefix_groups, sunburst_frame
+from app.colours import depth_colours, rank_colours
+from hkd_core.tree import (PrefixIndex, branch_labeller, format_codes, node_members, parse_prefix,
+                           sunburst_frame)
 
 CONTROL_IDS = ["model-select", "param-K", "param-D", "param-alpha", "param-beta", "param-perplexity",
                "param-epochs", "param-kmeans", "param-random"]
@@ -32,7 +34,8 @@ SUNBURST_DEPTH = 4
 # -- pure helpers over the workspace (no Dash objects) ------------------------------------------
 
 def view_data(ws: Workspace, result_key: str) -> dict:
-    """Per-result derived data: codes, their strings, the prefix index, the sunburst frame."""
+    """Per-result derived data: codes, their strings, the prefix index, the sunburst frame, the
+    branch labeller."""
     def build():
         res = ws.result(result_key)
         if res is None:
@@ -43,14 +46,56 @@ def view_data(ws: Workspace, result_key: str) -> dict:
         strings = format_codes(codes, K)
         frame = sunburst_frame(codes, ds.names, max_depth=min(SUNBURST_DEPTH, codes.shape[1]), K=K,
                                min_branch_size=max(2, len(codes) // 100))
-        return {"codes": codes, "K": K, "strings": strings, "index": PrefixIndex(codes), "frame": frame,
-                "meta": res["meta"], "metrics": res["metrics"], "dataset": ds}
+        return {"key": result_key, "codes": codes, "K": K, "strings": strings, "index": PrefixIndex(codes),
+                "frame": frame, "meta": res["meta"], "metrics": res["metrics"], "dataset": ds,
+                "labeller": branch_labeller(ds.names, ds.labels, ds.item_ancestors())}
     return ws.derived((result_key, "view"), build)
 
 
-def slots_for(codes, depth) -> np.ndarray:
-    depth = int(max(0, min(int(depth or 0), codes.shape[1])))
-    return F.colour_indices(prefix_groups(codes, depth))
+def colourings(ws: Workspace, v: dict, scheme: str) -> list:
+    return ws.derived((v["key"], "colours", scheme),
+                      lambda: depth_colours(v["codes"], scheme, K=v["K"]))
+
+
+def colouring_at(ws: Workspace, v: dict, scheme: str, depth) -> object:
+    c = colourings(ws, v, scheme)
+    return c[int(max(0, min(int(depth or 0), len(c) - 1)))]
+
+
+def recolour_patch(ws: Workspace, v: dict, scheme: str, depth, method: str, xy) -> Patch:
+    """A figure patch that keeps the map at the page's depth and scheme: the slider recolours in
+    the browser only, so any server patch of the figure must carry the current colours too."""
+    patch = Patch()
+    patch["data"][F.TRACE_POINTS]["marker"].update(F.marker_colours(colouring_at(ws, v, scheme, depth)))
+    d = int(max(0, min(int(depth or 0), v["codes"].shape[1])))
+    labels = map_payload(ws, v, scheme, method, xy)["depths"][d]["labels"]
+    patch["data"][F.TRACE_LABELS].update(labels)
+    return patch
+
+
+def map_payload(ws: Workspace, v: dict, scheme: str, method: str, xy) -> dict:
+    """The browser's recolouring data for one result, scheme and map (label positions)."""
+    return ws.derived((v["key"], scheme, method, "payload"),
+                      lambda: F.depth_payload(colourings(ws, v, scheme), xy, v["labeller"],
+                                              token=f"{v['key']}:{scheme}:{method}"))
+
+
+def tree_colours_and_labels(ws: Workspace, v: dict, scheme: str) -> tuple[dict, dict]:
+    """Per sunburst node: its colour on the map and its branch label."""
+    def build():
+        colours, labels = {}, {}
+        c = colourings(ws, v, scheme)
+        for node_id in v["frame"]["ids"]:
+            if node_id == "root" or node_id.endswith("other"):
+                continue
+            prefix = parse_prefix(node_id)
+            rows = v["index"].members(prefix)
+            if len(rows):
+                depth_c = c[len(prefix)]
+                colours[node_id] = depth_c.colours[depth_c.slots[rows[0]]]
+                labels[node_id] = v["labeller"](rows)
+        return colours, labels
+    return ws.derived((v["key"], scheme, "tree"), build)
 
 
 def describe(meta: dict) -> str:
@@ -196,10 +241,10 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("depth-slider", "max"), Output("depth-slider", "marks"), Output("depth-slider", "value"),
         Output("entity-table", "rowData"), Output("neighbour-table", "rowData"),
         Output("selection-info", "children"), Output("map-caption", "children"),
-        Input("result-key", "data"), Input("projection-select", "value"),
+        Input("result-key", "data"), Input("projection-select", "value"), Input("colour-scheme", "value"),
         State("dataset-select", "value"), State("depth-slider", "value"),
     )
-    def render(result, method, dataset_key, depth):
+    def render(result, method, scheme, dataset_key, depth):
         if not result:
             raise PreventUpdate
         if ctx.triggered_id == "projection-select" and result.get("dataset") != dataset_key:
@@ -212,23 +257,33 @@ def register_callbacks(app, ws: Workspace, background_manager):
         if not result.get("key"):
             # No codes yet: colour by label so the page is useful while training runs.
             labels = ds.labels or ["(no label)"] * ds.n
-            ranks = pd.Series(labels).map(pd.Series(labels).value_counts().rank(method="first", ascending=False) - 1)
-            slots = F.colour_indices(ranks.to_numpy().astype(int))
-            fig = F.map_figure(xy, F.hover_texts(ds.names, ds.labels, [None] * ds.n), slots)
+            label_codes = pd.factorize(pd.Series(labels))[0].reshape(-1, 1)
+            fig = F.map_figure(xy, F.hover_texts(ds.names, ds.labels, [None] * ds.n),
+                               rank_colours(label_codes, max_depth=1)[1])
             return (fig, None, F.message_figure("Codes are being trained…"), [], [], 16, no_update, no_update,
                     [], [], "", title + " · coloured by label (codes are being trained)")
         v = view_data(ws, result["key"])
         D = v["codes"].shape[1]
         depth = int(min(max(depth if depth is not None else 1, 0), D))
-        slots = slots_for(v["codes"], depth)
+        scheme = scheme or "hierarchical"
         label = f"{v['meta']['model']}" + (" (preview)" if result.get("preview") else "")
-        fig = F.map_figure(xy, view_hover(v), slots)
-        payload = F.depth_payload(v["codes"], K=v["K"], token=f"{result['key']}:{method}")
-        tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits")
+        payload = map_payload(ws, v, scheme, method, xy)
+        fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, depth),
+                           labels=payload["depths"][depth]["labels"])
+        node_colours, node_labels = tree_colours_and_labels(ws, v, scheme)
+        tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits",
+                                 node_colours=node_colours, node_labels=node_labels)
         columns, rows = F.metrics_table(metrics_rows_for(result["dataset"], result["key"]))
         marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
         return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
                 f"{title} · colour = shared first-N code prefix of {label}")
+
+    def map_xy(result, method):
+        """(projection method actually drawn, its coordinates)."""
+        ds = ws.dataset(result["dataset"])
+        if method not in available_methods(ds.X.shape[1]):
+            method = ws.default_projection(ds.X.shape[1])
+        return method, ws.projection(result["dataset"], method)
 
     def view_hover(v):
         return ws.derived((v["meta"].get("fingerprint"), v["meta"]["model"], id(v), "hover"),
@@ -262,16 +317,17 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("selection-info", "children", allow_duplicate=True),
         Input("code-tree", "clickData"),
         State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        State("colour-scheme", "value"),
         prevent_initial_call=True,
     )
-    def on_tree_click(click, result, method, depth):
+    def on_tree_click(click, result, method, depth, scheme):
         if not click or not result or not result.get("key"):
             raise PreventUpdate
         node_id = click["points"][0].get("id")
         v = view_data(ws, result["key"])
         ds = v["dataset"]
-        patch = Patch()
-        patch["data"][0]["marker"]["color"] = F.typed_array(slots_for(v["codes"], depth))
+        method, xy = map_xy(result, method)
+        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         if not node_id or node_id == "root":
             patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
             return [], patch, "Whole tree selected: click a branch to list its members."
@@ -282,8 +338,6 @@ def register_callbacks(app, ws: Workspace, background_manager):
 
         dist = pairwise(X, centre, ds.metric)[:, 0]
         table = F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
-        xy = ws.projection(result["dataset"], method if method in available_methods(ds.X.shape[1])
-                           else ws.default_projection(ds.X.shape[1]))
         patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
         return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
@@ -313,15 +367,16 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("neighbour-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
         Input("entity-search", "value"), Input("param-knn", "value"),
         State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        State("colour-scheme", "value"),
         prevent_initial_call=True,
     )
-    def on_search(name, k, result, method, depth):
+    def on_search(name, k, result, method, depth, scheme):
         if not result or not result.get("key"):
             raise PreventUpdate
         v = view_data(ws, result["key"])
         ds = v["dataset"]
-        patch = Patch()
-        patch["data"][0]["marker"]["color"] = F.typed_array(slots_for(v["codes"], depth))
+        method, xy = map_xy(result, method)
+        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         if not name or name not in ds.names:
             patch["data"][F.TRACE_NEIGHBOURS].update({"x": [], "y": []})
             patch["data"][F.TRACE_QUERY].update({"x": [], "y": []})
@@ -336,8 +391,6 @@ def register_callbacks(app, ws: Workspace, background_manager):
         nbrs = np.argsort(d, kind="stable")[:k]
         shared = shared_prefix_length(v["codes"][nbrs], v["codes"][q])
         table = F.neighbour_rows(q, nbrs, d[nbrs], shared, ds.names, ds.labels, v["strings"])
-        xy = ws.projection(result["dataset"], method if method in available_methods(ds.X.shape[1])
-                           else ws.default_projection(ds.X.shape[1]))
         patch["data"][F.TRACE_NEIGHBOURS].update(F.overlay_points(xy, nbrs))
         patch["data"][F.TRACE_QUERY].update(F.overlay_points(xy, [q]))
         return table, patch
@@ -396,11 +449,13 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("download", "data"), Output("export-status", "children"),
         Input("export-button", "n_clicks"),
         State("export-target", "value"), State("export-format", "value"), State("result-key", "data"),
-        State("projection-select", "value"), State("depth-slider", "value"),
+        State("projection-select", "value"), State("depth-slider", "value"), State("colour-scheme", "value"),
         State("entity-table", "rowData"), State("neighbour-table", "rowData"), State("metrics-table", "rowData"),
+        State("map", "figure"),
         prevent_initial_call=True,
     )
-    def on_export(_n, target, fmt, result, method, depth, entity_rows, neighbour_rows, metric_rows):
+    def on_export(_n, target, fmt, result, method, depth, scheme, entity_rows, neighbour_rows, metric_rows,
+                  shown_map):
         from hkd_core.export import figure_bytes, table_bytes
 
         if not result:
@@ -413,12 +468,20 @@ def register_callbacks(app, ws: Workspace, background_manager):
                 if not result.get("key"):
                     return no_update, "Codes are not ready yet."
                 v = view_data(ws, result["key"])
+                scheme = scheme or "hierarchical"
                 if target == "map":
                     xy = ws.projection(result["dataset"], method)
-                    fig = F.map_figure(xy, view_hover(v), slots_for(v["codes"], depth),
-                                       title=f"{ds.name} · {v['meta']['model']} · prefix depth {depth}")
+                    d = int(max(0, min(int(depth or 0), v["codes"].shape[1])))
+                    shown = map_payload(ws, v, scheme, method, xy)["depths"][d]
+                    fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, d), labels=shown["labels"],
+                                       title=f"{ds.name} · {describe(v['meta'])} · prefix depth {d}")
+                    # what the page shows: its overlays and the legend of the groups
+                    F.copy_overlays(fig, shown_map)
+                    F.add_group_legend(fig, shown)
                 else:
-                    fig = F.sunburst_figure(v["frame"], title=f"{ds.name} · {v['meta']['model']} code tree")
+                    node_colours, node_labels = tree_colours_and_labels(ws, v, scheme)
+                    fig = F.sunburst_figure(v["frame"], title=f"{ds.name} · {describe(v['meta'])} code tree",
+                                            node_colours=node_colours, node_labels=node_labels)
                 data = figure_bytes(fig, fmt)
             else:
                 if target == "codes":

@@ -1,54 +1,30 @@
 """Pure figure and table builders: data in, plotly figures / plain rows out. No Dash state here,
 so everything is tested without a browser (tests/test_figures.py).
 
-Map colours: a point's colour is the rank of its prefix group at the current depth (0 = largest
-group), clipped to ``n_top``: the ``n_top`` largest groups get palette colours, the rest share
-grey. The map trace carries these small integers as a uint8 array with a stepwise colour scale,
-so the browser recolours by swapping one typed array (see assets/recolour.js).
+Map colours come from app/colours.py: per depth, one uint16 slot per point and a palette. The map
+trace carries the slots as a typed array with a stepwise colour scale, so the browser recolours
+for another depth by swapping the array and the scale (assets/recolour.js). Overlays (branch
+members, neighbours, the searched entity, a selection) are drawn in saturated colours the map's
+palette never uses, as filled markers with a dark outline, so they are visible on any map and at
+any marker size (an open WebGL marker with a transparent colour draws nothing).
 """
 from __future__ import annotations
 
 import base64
+import html
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hkd_core.tree import format_codes, group_table, prefix_groups
+from app.colours import PALETTE, DepthColours, step_colorscale
+from hkd_core.tree import format_codes
 
-# 20 well-separated colours (Kelly's list without its grey, plus two) and the grey of "other".
-PALETTE = ("#0067a5", "#f38400", "#008856", "#be0032", "#875692", "#f3c300", "#a1caf1",
-           "#882d17", "#8db600", "#e68fac", "#604e97", "#f99379", "#654522", "#dcd300",
-           "#2b3d26", "#b3446c", "#c2b280", "#e25822", "#1fa6a6", "#3b3b98")
-OTHER_GREY = "#c9c9c9"
-N_TOP_DEFAULT = 20
-
-# Overlay traces drawn above the points (indices in map_figure's data).
-TRACE_POINTS, TRACE_MEMBERS, TRACE_NEIGHBOURS, TRACE_QUERY = 0, 1, 2, 3
-
-
-def colour_indices(groups: np.ndarray, n_top: int = N_TOP_DEFAULT) -> np.ndarray:
-    """Group ranks -> colour slots 0..n_top (n_top = grey 'other'), as uint8."""
-    if not 1 <= n_top <= min(len(PALETTE), 254):
-        raise ValueError(f"n_top must be in [1, {len(PALETTE)}], got {n_top}")
-    return np.minimum(np.asarray(groups), n_top).astype(np.uint8)
-
-
-def discrete_colorscale(n_top: int = N_TOP_DEFAULT) -> list:
-    """Stepwise scale: value k in 0..n_top maps to PALETTE[k] (n_top -> grey), given
-    cmin=-0.5, cmax=n_top+0.5."""
-    colours = list(PALETTE[:n_top]) + [OTHER_GREY]
-    m = len(colours)
-    scale = []
-    for k, c in enumerate(colours):
-        scale += [[k / m, c], [(k + 1) / m, c]]
-    return scale
-
-
-def slot_colours(slots, n_top: int = N_TOP_DEFAULT) -> list[str]:
-    """Colour strings of colour slots (what the stepwise scale draws)."""
-    colours = list(PALETTE[:n_top]) + [OTHER_GREY]
-    return [colours[int(s)] for s in slots]
+# Traces of map_figure, in drawing order.
+TRACE_POINTS, TRACE_MEMBERS, TRACE_NEIGHBOURS, TRACE_QUERY, TRACE_SELECTION, TRACE_LABELS = range(6)
+OVERLAY_COLOURS = {"branch members": "#00e5ff", "neighbours": "#ff00aa", "searched entity": "#ff00aa",
+                   "selection": "#ffea00"}
+MAP_LABELS = 8
 
 
 def typed_array(a: np.ndarray) -> dict:
@@ -58,75 +34,99 @@ def typed_array(a: np.ndarray) -> dict:
               np.dtype("float64"): "f8", np.dtype("int16"): "i2", np.dtype("uint16"): "u2"}
     if a.dtype not in dtypes:
         raise ValueError(f"unsupported dtype for a typed array: {a.dtype}")
-    return {"dtype": dtypes[a.dtype], "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+    return {"dtype": dtypes[a.dtype], "bdata": base64.b64encode(a.astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")}
 
 
-def depth_payload(codes, max_depth: int | None = None, n_top: int = N_TOP_DEFAULT,
-                  K: int | None = None, token: str = "") -> dict:
-    """Everything the browser needs to recolour the map for any depth without the server:
-    per depth the colour slots of all points (base64 uint8) and the legend (top groups'
-    prefix and size, and how many points are 'other')."""
-    codes = np.asarray(codes)
-    D = codes.shape[1]
-    max_depth = D if max_depth is None else min(max_depth, D)
-    depths, legend = [], []
-    for d in range(max_depth + 1):
-        groups = prefix_groups(codes, d)
-        depths.append(typed_array(colour_indices(groups, n_top))["bdata"])
-        table = group_table(codes, d, K)
-        top = table.head(n_top)
-        legend.append({
-            "groups": [[p if p else "(all)", int(s)] for p, s in zip(top["prefix"], top["size"])],
-            "n_groups": int(len(table)),
-            "other": int(table["size"].iloc[n_top:].sum()),
-        })
-    return {"token": token, "n": int(len(codes)), "n_top": n_top, "palette": list(PALETTE[:n_top]),
-            "grey": OTHER_GREY, "depths": depths, "legend": legend}
+def marker_colours(colouring: DepthColours) -> dict:
+    """The map trace's marker colour properties for one depth's colouring."""
+    return {"color": typed_array(colouring.slots.astype(np.uint16)),
+            "colorscale": step_colorscale(colouring.colours),
+            "cmin": -0.5, "cmax": len(colouring.colours) - 0.5}
+
+
+def depth_payload(colourings: list[DepthColours], xy: np.ndarray | None, labeller=None,
+                  token: str = "") -> dict:
+    """Everything the browser needs to recolour the map for any depth without the server: per
+    depth the colour slots (base64 uint16), the palette, the legend (largest groups with their
+    colour, size and branch label, and how many groups keep their parent's colour) and the map
+    labels of the largest branches at their median position."""
+    n = len(colourings[0].slots)
+    depths = []
+    for d, colouring in enumerate(colourings):
+        groups = colouring.groups
+        legend = []
+        for item in colouring.legend:
+            rows = np.flatnonzero(groups == item["group"])
+            label = labeller(rows) if labeller is not None and d > 0 else ""
+            legend.append([item["prefix"], item["size"], item["colour"], label])   # React escapes
+        labels = {"x": [], "y": [], "text": []}
+        if xy is not None and d > 0:
+            shown = [it for it in colouring.legend[:MAP_LABELS] if it["size"] >= max(3, n // 50)]
+            for item, entry in zip(shown, legend):
+                rows = np.flatnonzero(groups == item["group"])
+                labels["x"].append(float(np.median(xy[rows, 0])))
+                labels["y"].append(float(np.median(xy[rows, 1])))
+                labels["text"].append(esc(entry[3] or entry[0]))                     # plotly does not
+        depths.append({"slots": typed_array(colouring.slots.astype(np.uint16))["bdata"],
+                       "colours": colouring.colours, "legend": legend, "n_groups": colouring.n_groups,
+                       "other_groups": colouring.other_groups, "other_points": colouring.other_points,
+                       "labels": labels})
+    return {"token": token, "n": int(n), "depths": depths}
+
+
+def esc(text) -> str:
+    """HTML-escape a name from data before plotly renders it (hover, legend, labels)."""
+    return html.escape(str(text), quote=True)
 
 
 def hover_texts(names, labels, code_strings) -> list[str]:
     labels = labels if labels is not None else [None] * len(names)
     out = []
     for name, label, code in zip(names, labels, code_strings):
-        parts = [f"<b>{name}</b>"]
+        parts = [f"<b>{esc(name)}</b>"]
         if label is not None:
-            parts.append(f"label: {label}")
+            parts.append(f"label: {esc(label)}")
         if code is not None:
-            parts.append(f"code: {code}")
+            parts.append(f"code: {esc(code)}")
         out.append("<br>".join(parts))
     return out
 
 
-def map_figure(xy: np.ndarray, hover: list[str], slots: np.ndarray | None,
-               n_top: int = N_TOP_DEFAULT, title: str = "", marker_size: float | None = None,
-               axis_titles: tuple[str, str] = ("", "")) -> go.Figure:
-    """Scattergl map: trace 0 = all points coloured by colour slot (None -> one colour);
-    traces 1-3 = empty overlays for branch members, neighbours and the searched entity."""
+def map_figure(xy: np.ndarray, hover: list[str], colouring: DepthColours | None,
+               title: str = "", marker_size: float | None = None,
+               axis_titles: tuple[str, str] = ("", ""), labels: dict | None = None) -> go.Figure:
+    """Scattergl map: trace 0 = all points coloured by ``colouring`` (None -> one colour); traces
+    1-4 = overlays (branch members, neighbours, the searched entity, a selection), empty until
+    filled; trace 5 = text labels of the largest branches (SVG, above the WebGL layer)."""
     xy = np.asarray(xy, dtype=np.float32)
     n = len(xy)
-    if slots is not None and len(slots) != n:
-        raise ValueError(f"slots has {len(slots)} entries for {n} points")
+    if colouring is not None and len(colouring.slots) != n:
+        raise ValueError(f"colouring has {len(colouring.slots)} slots for {n} points")
     size = marker_size or (7 if n < 2000 else 5 if n < 20000 else 3)
-    colour = (typed_array(np.asarray(slots, dtype=np.uint8)) if slots is not None
-              else typed_array(np.zeros(n, dtype=np.uint8)))
+    colours = (marker_colours(colouring) if colouring is not None else
+               {"color": PALETTE[0]})
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
         x=xy[:, 0], y=xy[:, 1], mode="markers", name="points", text=hover,
         customdata=list(range(n)),  # plain list: numpy customdata comes back null in clickData
         hovertemplate="%{text}<extra></extra>", showlegend=False,
-        marker=dict(size=size, color=colour, colorscale=discrete_colorscale(n_top), cmin=-0.5,
-                    cmax=n_top + 0.5, showscale=False, opacity=0.85, line=dict(width=0)),
+        marker=dict(size=size, showscale=False, opacity=0.85, line=dict(width=0), **colours),
     ))
-    overlays = [
-        ("branch members", dict(size=size + 4, color="rgba(0,0,0,0)", line=dict(color="#111", width=1.5)), "circle-open"),
-        ("neighbours", dict(size=size + 6, color="rgba(0,0,0,0)", line=dict(color="#d7263d", width=2)), "diamond-open"),
-        ("searched entity", dict(size=size + 12, color="#d7263d", line=dict(color="#fff", width=1)), "star"),
-    ]
-    for name, marker, symbol in overlays:
-        fig.add_trace(go.Scattergl(x=[], y=[], mode="markers", name=name, marker=dict(marker, symbol=symbol),
-                                   hoverinfo="skip", showlegend=True))
+    overlay_size = max(size + 4, 9)
+    overlays = [("branch members", overlay_size, "circle"), ("neighbours", overlay_size + 3, "diamond"),
+                ("searched entity", overlay_size + 9, "star"), ("selection", overlay_size, "square")]
+    for name, osize, symbol in overlays:
+        fig.add_trace(go.Scattergl(
+            x=[], y=[], mode="markers", name=name, hoverinfo="skip", showlegend=True,
+            marker=dict(size=osize, symbol=symbol, color=OVERLAY_COLOURS[name], opacity=1.0,
+                        line=dict(color="#111111", width=1.5))))
+    labels = labels or {"x": [], "y": [], "text": []}
+    fig.add_trace(go.Scatter(x=labels["x"], y=labels["y"], text=labels["text"], mode="text",
+                             name="branch labels", hoverinfo="skip", showlegend=False,
+                             textfont=dict(size=12, color="#111"),
+                             textposition="middle center"))
     fig.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=14)), margin=dict(l=10, r=10, t=36, b=10),
+        title=dict(text=esc(title), x=0.01, font=dict(size=14)), margin=dict(l=10, r=10, t=36, b=10),
         plot_bgcolor="#fbfbfd", paper_bgcolor="rgba(0,0,0,0)", uirevision="map", dragmode="pan",
         legend=dict(orientation="h", yanchor="bottom", y=0, xanchor="right", x=1, bgcolor="rgba(255,255,255,0.7)"),
         xaxis=dict(showgrid=False, zeroline=False, showticklabels=False, title=axis_titles[0]),
@@ -137,36 +137,70 @@ def map_figure(xy: np.ndarray, hover: list[str], slots: np.ndarray | None,
     return fig
 
 
+def copy_overlays(fig: go.Figure, shown: dict | None) -> go.Figure:
+    """Copy the overlay points (members, neighbours, query, selection) of the figure the page
+    shows into ``fig`` (an export), so the file holds what the user sees."""
+    data = (shown or {}).get("data") or []
+    for trace in (TRACE_MEMBERS, TRACE_NEIGHBOURS, TRACE_QUERY, TRACE_SELECTION):
+        if trace < len(data) and data[trace].get("x"):
+            fig.data[trace].x = list(data[trace]["x"])
+            fig.data[trace].y = list(data[trace]["y"])
+    return fig
+
+
+def add_group_legend(fig: go.Figure, depth_info: dict) -> go.Figure:
+    """Legend entries for the coloured groups of one depth (payload depth entry), for static
+    exports where the page's HTML legend is not there."""
+    for prefix, size, colour, label in depth_info["legend"]:
+        name = f"{prefix} {label}".strip() + f" ({size})"
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=esc(name), showlegend=True,
+                                 marker=dict(size=10, color=colour), hoverinfo="skip"))
+    if depth_info["other_groups"]:
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", showlegend=True, hoverinfo="skip", marker=dict(size=10, color="#ffffff"),
+            name=f"+ {depth_info['n_groups'] - len(depth_info['legend'])} more groups, "
+                 f"{depth_info['other_groups']} in their parent's colour"))
+    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(r=260))
+    return fig
+
+
 def overlay_points(xy: np.ndarray, rows) -> dict:
     """x/y lists of ``rows`` for an overlay trace."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
     return {"x": xy[rows, 0].astype(float).tolist(), "y": xy[rows, 1].astype(float).tolist()}
 
 
-def sunburst_figure(frame: pd.DataFrame, title: str = "") -> go.Figure:
-    """Sunburst of a tree.sunburst_frame (branchvalues='total': children sum to their parent)."""
-    colours = []
-    top_rank = {}
-    first = frame[frame["depth"] == 1].sort_values("values", ascending=False)
-    for rank, node in enumerate(first["ids"]):
-        top_rank[node] = rank
-    for node_id, depth in zip(frame["ids"], frame["depth"]):
-        if node_id == "root":
-            colours.append("#ffffff")
-            continue
-        head = node_id.split(".")[0]
-        rank = top_rank.get(head, len(PALETTE))
-        colours.append(PALETTE[rank] if rank < len(PALETTE) and not node_id.endswith("other") else OTHER_GREY)
+def sunburst_figure(frame: pd.DataFrame, title: str = "", node_colours: dict | None = None,
+                    node_labels: dict | None = None) -> go.Figure:
+    """Sunburst of a tree.sunburst_frame (branchvalues='total': children sum to their parent).
+
+    ``node_colours`` {node id: colour} (the map's hierarchical colours, so a branch has the same
+    colour in both views; aggregates of small branches are grey) and ``node_labels`` {node id:
+    branch label} shown on the slices and in the hover."""
+    node_colours = node_colours or {}
+    node_labels = node_labels or {}
+    colours = ["#ffffff" if node_id == "root" else
+               "#d9d9d9" if node_id.endswith("other") else node_colours.get(node_id, PALETTE[0])
+               for node_id in frame["ids"]]
+    names = [esc(node_labels.get(node_id, "")) for node_id in frame["ids"]]
+    text = [f"{digit}: {_short(name)}" if name and node_id != "root" else digit
+            for node_id, digit, name in zip(frame["ids"], frame["labels"], names)]
     fig = go.Figure(go.Sunburst(
-        ids=frame["ids"], parents=frame["parents"], labels=frame["labels"], values=frame["values"],
+        ids=frame["ids"], parents=frame["parents"], labels=text, values=frame["values"],
         branchvalues="total", marker=dict(colors=colours, line=dict(color="#fff", width=1)),
-        customdata=np.column_stack([frame["prefix"], frame["examples"]]).tolist(),
-        hovertemplate="prefix <b>%{customdata[0]}</b><br>%{value} entities<br>%{customdata[1]}<extra></extra>",
+        customdata=np.column_stack([frame["prefix"], [esc(e) for e in frame["examples"]], names]).tolist(),
+        hovertemplate=("prefix <b>%{customdata[0]}</b> · %{customdata[2]}<br>%{value} entities"
+                       "<br>%{customdata[1]}<extra></extra>"),
         insidetextorientation="radial", maxdepth=3,
     ))
-    fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=14)), margin=dict(l=5, r=5, t=36, b=5),
+    fig.update_layout(title=dict(text=esc(title), x=0.01, font=dict(size=14)), margin=dict(l=5, r=5, t=36, b=5),
                       paper_bgcolor="rgba(0,0,0,0)")
     return fig
+
+
+def _short(text: str, width: int = 22) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def message_figure(text: str) -> go.Figure:

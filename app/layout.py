@@ -75,6 +75,9 @@ def map_card(depth_max):
             html.H3("Map"),
             dcc.Dropdown(id="projection-select", clearable=False, className="inline-dd", value=None,
                          options=[{"label": v, "value": k} for k, v in PROJECTION_LABELS.items()]),
+            dcc.RadioItems(id="colour-scheme", value="hierarchical", inline=True, className="scheme",
+                           options=[{"label": "hierarchical colours", "value": "hierarchical"},
+                                    {"label": "largest groups", "value": "rank"}]),
         ]),
         html.Div(className="slider-row", children=[
             html.Span("prefix depth N", className="field-label"),

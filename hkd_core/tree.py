@@ -214,3 +214,67 @@ def node_members(index: PrefixIndex, frame: pd.DataFrame, node_id: str) -> np.nd
     if taken:
         rows = np.setdiff1d(rows, np.concatenate(taken))
     return rows
+
+
+def branch_labeller(names=None, labels=None, ancestors=None):
+    """A function rows -> what the members of a branch share, in words:
+
+    * with a known tree of items (``ancestors``: per row {node: depth}, Dataset.item_ancestors):
+      their lowest common ancestor, e.g. "canine.n.02"; if the members share only the root, the
+      deepest node that holds at least half of them, with its share ("carnivore.n.01 (87 %)");
+    * with labels: the majority label and its purity, "cat (92 %)";
+    * otherwise the most frequent word of the names ("dog ×12"), or the one name.
+
+    Label codes are computed once, so labelling many branches of a large data set stays cheap."""
+    if ancestors is not None:
+        return lambda rows: _lca_label(np.asarray(rows, dtype=np.int64).reshape(-1), ancestors)
+    if labels is not None:
+        values, codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+
+        def by_label(rows):
+            rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+            if len(rows) == 0:
+                return ""
+            counts = np.bincount(codes[rows], minlength=len(values))
+            top = int(np.argmax(counts))
+            return f"{values[top]} ({100 * counts[top] / len(rows):.0f} %)"
+        return by_label
+    return lambda rows: _name_label(np.asarray(rows, dtype=np.int64).reshape(-1), names)
+
+
+def _lca_label(rows, ancestors) -> str:
+    from collections import Counter
+
+    if len(rows) == 0:
+        return ""
+    first = ancestors[rows[0]]
+    common = set(first)
+    for r in rows[1:]:
+        common &= ancestors[r].keys()
+    best = max(common, key=lambda a: (first[a], str(a)), default=None)
+    if best is not None and (first[best] > 0 or len(rows) == 1):
+        return str(best)
+    counts = Counter(a for r in rows for a in ancestors[r])
+    depth_of: dict = {}
+    for r in rows:
+        depth_of.update(ancestors[r])
+    node = max((a for a, c in counts.items() if 2 * c >= len(rows)),
+               key=lambda a: (depth_of[a], counts[a], str(a)), default=best)
+    if node is None:
+        return ""
+    share = counts[node] / len(rows)
+    return str(node) if share == 1 else f"{node} ({100 * share:.0f} %)"
+
+
+def _name_label(rows, names) -> str:
+    import re
+    from collections import Counter
+
+    if names is None or len(rows) == 0:
+        return ""
+    tokens = Counter(t for r in rows[:5000] for t in set(re.findall(r"[A-Za-z]{3,}", str(names[r]).lower())))
+    if len(rows) > 1 and tokens:
+        token, count = tokens.most_common(1)[0]
+        if count >= 2:
+            return f"{token} ×{count}"
+    return str(names[rows[0]])

@@ -2,14 +2,19 @@
 
 Small and fast on purpose: 400 synthetic points, the HKM model (trained in the request, no
 background job) and a PCA map; WordNet mammals only for the dog.n.01 search."""
+import colorsys
+import io
 import os
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from app import create_app
+from app import figures as F
 from hkd_core.datasets import DATASETS
 
 SMALL = {"synthetic": {"n_per_cluster": 25}}
@@ -45,6 +50,44 @@ def wait_until(fn, timeout=30, interval=0.2):
     raise AssertionError("condition not met in time")
 
 
+def map_image(dash_duo) -> np.ndarray:
+    """What the browser drew for the map, as an RGB array (WebGL points, SVG labels, all)."""
+    el = dash_duo.find_element("#map .js-plotly-plot")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", el)
+    time.sleep(0.3)
+    png = el.screenshot_as_png
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def pixels_of(img: np.ndarray, colour: str, tol: int = 60) -> int:
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(img - rgb).sum(-1) < tol).sum())
+
+
+def point_pixels(dash_duo, img):
+    """The drawn colour (RGB) at every point's position on the map."""
+    pos = dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#map .js-plotly-plot'), L = gd._fullLayout, t = gd._fullData[0];"
+        "var x = Array.from(t.x), y = Array.from(t.y);"
+        "return x.map(function (v, i) { return [L.xaxis.l2p(v) + L._size.l, L.yaxis.l2p(y[i]) + L._size.t]; });")
+    pos = np.rint(np.asarray(pos)).astype(int)
+    pos[:, 0] = pos[:, 0].clip(0, img.shape[1] - 1)
+    pos[:, 1] = pos[:, 1].clip(0, img.shape[0] - 1)
+    return img[pos[:, 1], pos[:, 0]]
+
+
+def hue_and_saturation(rgb):
+    h, _, s = colorsys.rgb_to_hls(*(np.asarray(rgb) / 255.0))
+    return h, s
+
+
+def hue_clusters(hues, min_count: int, gap: float = 0.03) -> list[float]:
+    """Centres of the runs of sorted hues separated by more than ``gap`` (colours drawn)."""
+    hues = np.sort(np.asarray(hues))
+    runs = np.split(hues, np.flatnonzero(np.diff(hues) > gap) + 1)
+    return [float(np.median(r)) for r in runs if len(r) >= min_count]
+
+
 def grid_rows(dash_duo, grid_id):
     return dash_duo.driver.find_elements("css selector", f"#{grid_id} .ag-center-cols-container .ag-row")
 
@@ -78,6 +121,9 @@ def test_sunburst_click_fills_entity_table(dash_duo, cache_dir):
     members = dash_duo.driver.execute_script(
         "return document.querySelector('#map .js-plotly-plot').data[1].x.length")
     assert members > 0
+    # and they are drawn: the members' overlay colour now covers part of the map
+    cyan = F.OVERLAY_COLOURS["branch members"]
+    wait_until(lambda: pixels_of(map_image(dash_duo), cyan) > 100, timeout=30)
 
 
 def test_entity_search_lists_neighbours(dash_duo, cache_dir):
@@ -97,6 +143,9 @@ def test_entity_search_lists_neighbours(dash_duo, cache_dir):
     marked = dash_duo.driver.execute_script(
         "return document.querySelector('#map .js-plotly-plot').data[2].x.length")
     assert marked >= 3
+    # drawn, not only in the data: the neighbour and query markers' colour appears on screen
+    magenta = F.OVERLAY_COLOURS["neighbours"]
+    wait_until(lambda: pixels_of(map_image(dash_duo), magenta) > 150, timeout=30)
 
 
 def test_export_downloads_non_empty_file(dash_duo, cache_dir):
@@ -137,3 +186,36 @@ def test_background_training_shows_progress_and_cancels(dash_duo, tmp_path):
     time.sleep(3)
     assert dash_duo.find_element("#progress-text").text == stopped_at     # no progress after cancel
     assert "epoch 100000/100000" not in stopped_at
+
+
+def test_hierarchical_colours_drawn_children_are_shades_of_parents(dash_duo, tmp_path):
+    """K=2 tree on the synthetic hierarchy: at N=1 two hues are drawn; at N=2 each half splits
+    into two different colours whose drawn hue stays near its parent's, and the legend names
+    the branches (g0 / g1: the nodes of the synthetic hierarchy)."""
+    app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic", dataset_options=SMALL,
+                     controls={"model": "hkm", "K": 2}, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 1 · 2 groups", timeout=30)
+    legend = dash_duo.find_element("#map-legend").text
+    assert "g0" in legend and "g1" in legend
+    time.sleep(1)
+    at1 = point_pixels(dash_duo, map_image(dash_duo))
+    thumb = dash_duo.find_element("#depth-slider [role=slider]")
+    thumb.click()
+    thumb.send_keys(Keys.ARROW_RIGHT)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2 · 4 groups", timeout=30)
+    time.sleep(1)
+    at2 = point_pixels(dash_duo, map_image(dash_duo))
+    h1 = np.array([hue_and_saturation(p) for p in at1])
+    h2 = np.array([hue_and_saturation(p) for p in at2])
+    coloured = (h1[:, 1] > 0.3) & (h2[:, 1] > 0.3)            # skip pixels under label text
+    assert coloured.mean() > 0.6
+    parents = h1[coloured, 0]
+    top = hue_clusters(parents, 20)
+    assert len(top) == 2                                      # two branches, two hues drawn
+    for hue in top:
+        rows = np.abs(parents - hue) < 0.03
+        kids = hue_clusters(h2[coloured][rows, 0], 10, gap=0.02)
+        assert len(kids) == 2                                 # the branch splits in two colours
+        assert all(abs(k - hue) < 0.25 for k in kids)         # each a shade of the parent's hue

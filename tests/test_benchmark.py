@@ -6,7 +6,7 @@ import pytest
 
 from hkd_core.benchmark.protocol import Split, make_split
 from hkd_core.benchmark.report import verdicts
-from hkd_core.benchmark.run import item_ancestors, lca_depth_function, validation_score
+from hkd_core.benchmark.run import lca_depth_function, validation_score
 from hkd_core.datasets import load_dataset
 
 
@@ -38,7 +38,7 @@ def test_lca_depths_from_label_hierarchy_and_wordnet_closure():
     same = [i for i, lab in enumerate(labels) if lab == "g0000"][1]
     assert list(lca(np.array([a, a, a]), np.array([b, c, same]))) == [3, 0, 4]
     mam = load_dataset("mammals")
-    anc = item_ancestors(mam)
+    anc = mam.item_ancestors()
     i, j = mam.names.index("dog.n.01"), mam.names.index("wolf.n.01")
     depth = lca_depth_function(mam)(np.array([i]), np.array([j]))[0]
     assert depth == anc[i]["canine.n.02"]   # dog and wolf meet at canine.n.02

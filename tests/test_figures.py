@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from app import figures as F
+from app.colours import OTHER_GREY, hex_hue, hierarchical_colours, rank_colours, step_colorscale
 from hkd_core.tree import prefix_groups, sunburst_frame
 
 
@@ -16,55 +17,97 @@ def hierarchical_codes(n=400, D=4, seed=0):
     return rng.integers(0, 2, size=(n, D))
 
 
-def test_colour_slots_change_with_depth_and_payload_matches_groups():
-    codes = hierarchical_codes()
-    payload = F.depth_payload(codes, K=2)
-    assert len(payload["depths"]) == 5 and payload["n"] == 400
-    slots = [decode(s) for s in payload["depths"]]
-    assert len(set(slots[0])) == 1                      # depth 0: one colour
-    assert len(set(slots[1])) == 2 and len(set(slots[3])) == 8
-    assert not np.array_equal(slots[1], slots[2])      # deeper prefix -> different colours
-    for d in range(5):
-        assert np.array_equal(slots[d], F.colour_indices(prefix_groups(codes, d)))
-        legend = payload["legend"][d]
-        assert sum(s for _, s in legend["groups"]) + legend["other"] == 400
+def decode16(b64):
+    return np.frombuffer(base64.b64decode(b64), dtype="<u2")
 
 
-def test_more_than_n_top_groups_become_grey_other():
+def test_hierarchical_colours_children_are_shades_of_their_parent():
+    codes = hierarchical_codes(600, D=4)
+    depths = hierarchical_colours(codes, K=2)
+    assert len(depths) == 5
+    assert len(set(depths[0].slots)) == 1
+    for d in range(1, 5):
+        c = depths[d]
+        groups = prefix_groups(codes, d)
+        # one colour per group (none is grey: every point is coloured at every depth)
+        assert len(set(c.slots)) == len(set(groups)) == c.n_groups and c.other_groups == 0
+    # the hue of each child lies inside its parent's share of the hue circle (half width around
+    # the parent's hue), so children read as shades of the parent
+    for d in range(1, 4):
+        parent, child = depths[d], depths[d + 1]
+        for prefix in np.unique(codes[:, :d], axis=0):
+            rows = np.flatnonzero((codes[:, :d] == prefix).all(1))
+            parent_hue = hex_hue(parent.colours[parent.slots[rows[0]]])
+            child_hues = {hex_hue(child.colours[s]) for s in child.slots[rows]}
+            width = 0.92 / 2 ** d
+            assert all(abs(h - parent_hue) < width / 2 + 1e-3 for h in child_hues)
+            assert len(child_hues) == len(np.unique(codes[rows, d]))
+
+
+def test_small_groups_keep_their_parents_colour():
+    codes = np.column_stack([np.arange(400) % 2, np.arange(400) % 200])   # 2 branches, 200 leaves
+    depths = hierarchical_colours(codes, K=200, max_colours=10)
+    top, c = depths[1], depths[2]
+    assert c.n_groups == 200 and c.other_groups == 190 and c.other_points == 380
+    own = {item["group"] for item in c.legend if item["own_colour"]}
+    colour_of = lambda dc, r: dc.colours[dc.slots[r]]  # noqa: E731
+    for r in range(400):
+        if c.groups[r] not in own and len(own) == 10:
+            assert colour_of(c, r) == colour_of(top, r)       # inherited: the parent's colour
+    assert len({colour_of(c, r) for r in range(400)}) == 10 + 2
+
+
+def test_rank_scheme_greys_beyond_the_top_groups():
     codes = np.arange(300).reshape(-1, 1) % 50          # 50 groups of 6
-    slots = F.colour_indices(prefix_groups(codes, 1), n_top=20)
-    assert slots.max() == 20 and (slots == 20).sum() == 30 * 6
-    colours = F.slot_colours(slots)
-    assert colours.count(F.OTHER_GREY) == 180
-    assert len(set(c for c in colours if c != F.OTHER_GREY)) == 20
-    legend = F.depth_payload(codes, n_top=20)["legend"][1]
-    assert len(legend["groups"]) == 20 and legend["other"] == 180 and legend["n_groups"] == 50
+    c = rank_colours(codes, n_top=20)[1]
+    colours = [c.colours[s] for s in c.slots]
+    assert colours.count(OTHER_GREY) == 180 and len(set(colours) - {OTHER_GREY}) == 20
+    assert c.other_groups == 30 and c.other_points == 180
     with pytest.raises(ValueError, match="n_top"):
-        F.colour_indices(np.zeros(3, int), n_top=0)
+        rank_colours(codes, n_top=0)
 
 
-def test_discrete_colorscale_maps_slot_to_its_colour():
-    scale = F.discrete_colorscale(3)
-    cmin, cmax = -0.5, 3.5
-    for slot, colour in enumerate(list(F.PALETTE[:3]) + [F.OTHER_GREY]):
+def test_step_colorscale_maps_slot_to_its_colour():
+    colours = ["#111111", "#222222", "#333333", "#444444"]
+    scale = step_colorscale(colours)
+    cmin, cmax = -0.5, len(colours) - 0.5
+    for slot, colour in enumerate(colours):
         t = (slot - cmin) / (cmax - cmin)
-        # the colour of the step containing t
         hits = [c for (a, c), (b, _) in zip(scale[::2], scale[1::2]) if a <= t <= b]
         assert hits == [colour]
 
 
-def test_map_figure_structure_and_hover():
+def test_depth_payload_legend_labels_and_escaping():
+    codes = hierarchical_codes(200)
+    xy = np.random.default_rng(1).normal(size=(200, 2))
+    payload = F.depth_payload(hierarchical_colours(codes, K=2), xy, lambda rows: f"<b>{len(rows)}</b>", "t")
+    assert payload["n"] == 200 and len(payload["depths"]) == 5
+    d1 = payload["depths"][1]
+    assert len(decode16(d1["slots"])) == 200 and len(d1["colours"]) == 2
+    assert sum(item[1] for item in d1["legend"]) == 200
+    assert d1["legend"][0][3] == f"<b>{d1['legend'][0][1]}</b>"         # raw: React escapes it
+    assert d1["labels"]["text"][0].startswith("&lt;b&gt;")              # plotly text: escaped
+    assert d1["labels"]["x"][0] == pytest.approx(np.median(xy[codes[:, 0] == int(d1["legend"][0][0]), 0]))
+
+
+def test_map_figure_structure_hover_and_visible_overlays():
     xy = np.random.default_rng(0).normal(size=(50, 2))
     codes = hierarchical_codes(50)
-    hover = F.hover_texts([f"n{i}" for i in range(50)], ["a"] * 50, ["0101"] * 50)
-    fig = F.map_figure(xy, hover, F.colour_indices(prefix_groups(codes, 2)))
-    assert fig.data[0].type == "scattergl" and len(fig.data) == 4
+    hover = F.hover_texts([f"n{i}" for i in range(49)] + ["<img src=x onerror=alert(1)>"], ["a"] * 50, ["0101"] * 50)
+    colouring = hierarchical_colours(codes, K=2)[2]
+    fig = F.map_figure(xy, hover, colouring)
+    assert fig.data[0].type == "scattergl" and len(fig.data) == 6
     assert fig.data[0].customdata[3] == 3 and isinstance(fig.layout.uirevision, str)
     assert "n7" in fig.data[0].text[7] and "code: 0101" in fig.data[0].text[7]
-    colour = fig.to_plotly_json()["data"][0]["marker"]["color"]
-    assert np.array_equal(decode(colour["bdata"]), F.colour_indices(prefix_groups(codes, 2)))
+    assert "<img" not in fig.data[0].text[49] and "&lt;img" in fig.data[0].text[49]
+    marker = fig.to_plotly_json()["data"][0]["marker"]
+    assert np.array_equal(decode16(marker["color"]["bdata"]), colouring.slots)
+    assert marker["cmax"] == len(colouring.colours) - 0.5
+    for trace in fig.data[1:5]:            # filled, opaque, outlined: visible in WebGL
+        assert "open" not in trace.marker.symbol and trace.marker.opacity == 1.0
+        assert trace.marker.color.lower() not in {c.lower() for c in colouring.colours}
     with pytest.raises(ValueError, match="slots"):
-        F.map_figure(xy, hover, np.zeros(3, np.uint8))
+        F.map_figure(xy, hover, hierarchical_colours(codes[:3], K=2)[1])
     ov = F.overlay_points(xy, [1, 4])
     assert ov["x"] == [float(xy[1, 0]), float(xy[4, 0])]
 

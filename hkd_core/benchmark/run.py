@@ -44,38 +44,10 @@ class BenchmarkDataset:
         return self.lca_depth is not None
 
 
-def item_ancestors(ds) -> list[dict] | None:
-    """Per row: {ancestor node: depth below the root}, the row's own node included, from the
-    WordNet closure (extra["edges"]) or from the label hierarchy (labels + hierarchy); None when
-    the dataset has no known tree."""
-    edges = ds.extra.get("edges") if ds.extra else None
-    if edges:
-        from hkd_core.datasets.wordnet import closure_structure
-
-        structure = closure_structure(ds.names, edges, ds.extra.get("root"))
-        depth, ancestors = structure["depth"], structure["ancestors"]
-        return [{a: depth[a] for a in (ancestors[n] | {n})} for n in ds.names]
-    if ds.hierarchy and ds.labels is not None:
-        chains = {}
-        for label in set(ds.labels):
-            chain, seen = [label], {label}
-            while chain[-1] in ds.hierarchy and ds.hierarchy[chain[-1]] not in seen:
-                chain.append(ds.hierarchy[chain[-1]])
-                seen.add(chain[-1])
-            chains[label] = chain
-        # one top node for all labels is the root (depth 0); several tops hang under an implicit
-        # root, so they are at depth 1 (as in class_similarity_from_hierarchy)
-        offset = 0 if len({chain[-1] for chain in chains.values()}) == 1 else 1
-        depths = {label: {node: len(chain) - 1 - i + offset for i, node in enumerate(chain)}
-                  for label, chain in chains.items()}
-        return [depths[label] for label in ds.labels]
-    return None
-
-
 def lca_depth_function(ds):
     """Vectorised (i, j) -> depth of the lowest common ancestor of rows i and j (0 = only the
     root in common), or None when the dataset has no tree."""
-    anc = item_ancestors(ds)
+    anc = ds.item_ancestors()
     if anc is None:
         return None
 

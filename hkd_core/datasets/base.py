@@ -77,6 +77,32 @@ class Dataset:
     def test(self) -> "Dataset":
         return self.subset(self.test_idx, self.name + ":test") if self.has_split else self
 
+    def item_ancestors(self) -> list[dict] | None:
+        """Per row: {ancestor node: depth below the root}, the row's own node included, from the
+        WordNet closure (extra["edges"]) or from the label hierarchy (labels + hierarchy); None
+        when the dataset has no known tree. Depth 0 is the root; where several top nodes have
+        no parent they hang under an implicit root and sit at depth 1."""
+        edges = self.extra.get("edges") if self.extra else None
+        if edges:
+            from hkd_core.datasets.wordnet import closure_structure
+
+            structure = closure_structure(self.names, edges, self.extra.get("root"))
+            depth, ancestors = structure["depth"], structure["ancestors"]
+            return [{a: depth[a] for a in (ancestors[n] | {n})} for n in self.names]
+        if not self.hierarchy or self.labels is None:
+            return None
+        chains = {}
+        for label in set(self.labels):
+            chain, seen = [label], {label}
+            while chain[-1] in self.hierarchy and self.hierarchy[chain[-1]] not in seen:
+                chain.append(self.hierarchy[chain[-1]])
+                seen.add(chain[-1])
+            chains[label] = chain
+        offset = 0 if len({chain[-1] for chain in chains.values()}) == 1 else 1
+        depths = {label: {node: len(chain) - 1 - i + offset for i, node in enumerate(chain)}
+                  for label, chain in chains.items()}
+        return [depths[label] for label in self.labels]
+
     def index_of(self, name: str) -> int:
         try:
             return self.names.index(name)
