@@ -14,6 +14,7 @@ MODEL_FLAGS = {
     "n_kmeans_exemplars": int, "n_random_exemplars": int, "n_neighbour_exemplars": int,
     "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
     "optimizer": str, "device": str, "activation": str, "composition": str,
+    "n_iter": int, "n_init": int, "max_beam_size": int,   # rq (faiss residual quantiser)
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
