@@ -19,7 +19,7 @@ MODEL_FLAGS = {
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
 DATASET_FLAGS = {"data_dir": str, "backbone": str, "backbone_epochs": int, "limit": int,
-                 "variant": str, "download": bool}
+                 "variant": str, "download": bool, "hierarchy": str}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +73,8 @@ def _add_dataset_flags(p):
     g.add_argument("--backbone-epochs", dest="backbone_epochs", type=int)
     g.add_argument("--limit", dest="limit", type=int)
     g.add_argument("--variant", dest="variant")
+    g.add_argument("--hierarchy", dest="hierarchy",
+                   help="CIFAR-100: class tree for mAHP, barz-denzler (default), superclasses or wordnet")
     g.add_argument("--download", dest="download", action="store_true", default=None)
 
 

@@ -7,7 +7,8 @@ Definitions (Deng, Berg & Fei-Fei, CVPR 2011; Barz & Denzler, WACV 2019; used by
   is the length of the longest downward path from it to a leaf. In the flat CIFAR-100 20 x 5
   tree: same class 1, same superclass 1 - 1/2 = 0.5, otherwise 0. In Barz & Denzler's WordNet
   tree of CIFAR-100 (the default hierarchy of the CIFAR-100 data sets, height 8) e.g.
-  s(lion, tiger) = 1 - 1/8 (both under feline), s(lion, wolf) = 1 - 3/8 (under carnivore).
+  s(lion, tiger) = 1 - 1/8 (lca feline), s(lion, wolf) = 1 - 2/8 (lca carnivore),
+  s(lion, bicycle) = 0 (lca the root, entity).
 * every query q (each test item) ranks all OTHER test items by the Hamming distance between
   their codes and its code. Items at the same Hamming distance are TIED: the codes do not order
   them, so nothing else (features, index) may. The score is the expectation over the uniformly
