@@ -8,7 +8,7 @@ Where things live:
   models/modules.py  small torch modules (encoder MLP, code relaxation, Proj, decoder)
   models/loss.py   the pt-SEE exemplar KL and the HKD objective (eq. 7-13)
   models/exemplars.py  exemplar selection and perplexity calibration (eq. 8)
-  models/dccl.py, kd.py, hkm.py, random_codes.py  the baselines
+  models/dccl.py, kd.py, hkm.py, rq.py, random_codes.py  the baselines
   metrics.py       neighbour sharing, search reduction, reconstruction, code statistics, mAHP
   distances.py     squared Euclidean and Poincare distances
 """

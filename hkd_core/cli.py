@@ -14,12 +14,13 @@ MODEL_FLAGS = {
     "n_kmeans_exemplars": int, "n_random_exemplars": int, "n_neighbour_exemplars": int,
     "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
     "optimizer": str, "device": str, "activation": str, "composition": str,
+    "n_iter": int, "n_init": int, "max_beam_size": int,   # rq (faiss residual quantiser)
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
 DEFAULT_BENCHMARK_DATASETS = ("synthetic", "mammals", "digits")
 DATASET_FLAGS = {"data_dir": str, "backbone": str, "backbone_epochs": int, "limit": int,
-                 "variant": str, "download": bool}
+                 "variant": str, "download": bool, "hierarchy": str}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +91,8 @@ def _add_dataset_flags(p):
     g.add_argument("--backbone-epochs", dest="backbone_epochs", type=int)
     g.add_argument("--limit", dest="limit", type=int)
     g.add_argument("--variant", dest="variant")
+    g.add_argument("--hierarchy", dest="hierarchy",
+                   help="CIFAR-100: class tree for mAHP, barz-denzler (default), superclasses or wordnet")
     g.add_argument("--download", dest="download", action="store_true", default=None)
 
 

@@ -4,17 +4,34 @@ Definitions (Deng, Berg & Fei-Fei, CVPR 2011; Barz & Denzler, WACV 2019; used by
 ../shared/papers/004_4a2e14ace94125e9.txt, Table 1 "mAHP@250" on CIFAR-100):
 
 * class similarity  s(a, b) = 1 - height(lca(a, b)) / height(root), where the height of a node
-  is the length of the longest downward path from it to a leaf. In the CIFAR-100 20 x 5 tree:
-  same class 1, same superclass 1 - 1/2 = 0.5, otherwise 0.
-* every query q (each test item) ranks all OTHER test items; here by Hamming distance between
-  codes, ties broken by Euclidean feature distance (then by index, so the result is
-  deterministic). With r_1, r_2, ... the retrieved items,
+  is the length of the longest downward path from it to a leaf. In the flat CIFAR-100 20 x 5
+  tree: same class 1, same superclass 1 - 1/2 = 0.5, otherwise 0. In Barz & Denzler's WordNet
+  tree of CIFAR-100 (the default hierarchy of the CIFAR-100 data sets, height 8) e.g.
+  s(lion, tiger) = 1 - 1/8 (lca feline), s(lion, wolf) = 1 - 2/8 (lca carnivore),
+  s(lion, bicycle) = 0 (lca the root, entity).
+* every query q (each test item) ranks all OTHER test items by the Hamming distance between
+  their codes and its code. Items at the same Hamming distance are TIED: the codes do not order
+  them, so nothing else (features, index) may. The score is the expectation over the uniformly
+  random orderings of every tie block (each block ordered independently), computed exactly.
+  With r_1, r_2, ... the retrieved items,
       HP@i(q) = sum_{j<=i} s(q, r_j) / max over rankings of the same sum
               = cumulative similarity of the top i / sum of the i largest similarities to q.
-* AHP@k(q) = area under HP@i for i = 1..k, normalised so that the ideal ranking scores 1:
-      integration="mean"      (1/k) sum_{i=1..k} HP@i              (default; ideal = 1.0)
-      integration="trapezoid" (1/k) [sum_i HP@i - (HP@1 + HP@k)/2]  (np.trapz with dx=1/k, as in
-                              Barz & Denzler's evaluation code; its ideal is (k-1)/k)
+* Expected HP with ties. Sort the other items into blocks B_1, B_2, ... of equal Hamming
+  distance (nearest first); block B has m_B items, similarity sum S_B and mean mu_B = S_B / m_B,
+  and starts after a_B = sum of the sizes of the blocks before it. Within a uniformly random
+  ordering of B every position holds each member of B with probability 1 / m_B, so its expected
+  similarity is mu_B. Hence for a rank i inside B (a_B < i <= a_B + m_B)
+      E[sum_{j<=i} s(q, r_j)] = sum_{B' before B} S_B' + (i - a_B) * mu_B,
+  i.e. the expected cumulative similarity is the piecewise-linear interpolation of the exact
+  cumulative sums at the block boundaries. The denominator does not depend on the ordering, and
+  AHP is linear in the HP curve, so E[HP@i] = E[cumulative]/ideal and E[AHP@k] = AHP@k of the
+  expected curve: this is what is returned. Constant codes therefore score the expected AHP of a
+  uniformly random ranking (chance level), and codes whose Hamming order matches the class
+  similarity order score the ideal.
+* AHP@k(q) = area under HP@i for i = 1..k, normalised by k:
+      integration="trapezoid" (1/k) [sum_i HP@i - (HP@1 + HP@k)/2]  (default: np.trapz with
+                              dx=1/k, as in Barz & Denzler's evaluation code; ideal (k-1)/k)
+      integration="mean"      (1/k) sum_{i=1..k} HP@i              (ideal = 1.0)
   Queries whose best possible sum is 0 (no item shares any ancestor below the root with them)
   have an undefined HP and are skipped; mAHP@k = mean of AHP@k over the remaining queries.
 * k larger than n - 1 is clipped to n - 1 (there are only n - 1 other items).
@@ -24,8 +41,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-
-from hkd_core.distances import sq_euclidean
 
 _ROOT = "<root>"
 
@@ -91,23 +106,32 @@ def _label_similarity(labels, hierarchy) -> np.ndarray:
     return sim[np.ix_(class_ids, class_ids)], item_class
 
 
-def hierarchical_precision_curve(codes, features, labels, hierarchy, k: int = 250,
+def _check_not_features(labels, hierarchy) -> None:
+    """A caller still passing the removed ``features`` argument gets a clear message."""
+    if not isinstance(hierarchy, dict) and np.ndim(labels) == 2:
+        raise TypeError("mAHP no longer takes features: call it as (codes, labels, hierarchy, k=...); "
+                        "Hamming ties are averaged over, not broken by feature distance")
+
+
+def hierarchical_precision_curve(codes, labels, hierarchy, k: int = 250,
                                  chunk_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query HP@1..k. Returns (hp of shape (n_valid_queries, k'), indices of those queries),
-    with k' = min(k, n - 1); queries whose best possible sum is 0 are left out."""
+    """Per-query EXPECTED HP@1..k over the random orderings of Hamming ties (module docstring).
+
+    Returns (hp of shape (n_valid_queries, k'), indices of those queries), with
+    k' = min(k, n - 1); queries whose best possible sum is 0 are left out."""
+    _check_not_features(labels, hierarchy)
     codes = np.asarray(codes)
-    features = np.asarray(features, dtype=np.float64)
     if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.integer):
         raise ValueError(f"codes must be a 2-d integer array (n, D), got {codes.dtype} {codes.shape}")
     n = len(codes)
-    if features.ndim != 2 or len(features) != n:
-        raise ValueError(f"features must be 2-d with one row per code ({n}), got shape {features.shape}")
     if len(labels) != n:
         raise ValueError(f"labels must have one entry per code ({n}), got {len(labels)}")
     if n < 2:
         raise ValueError("mAHP needs at least 2 items")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     k = int(min(k, n - 1))
     class_sim, item_class = _label_similarity(labels, hierarchy)
 
@@ -121,32 +145,53 @@ def hierarchical_precision_curve(codes, features, labels, hierarchy, k: int = 25
         sims = np.repeat(class_sim[c], counts)
         best_cum[c] = np.cumsum(np.sort(sims)[::-1][:k])
 
+    n_blocks = codes.shape[1] + 2        # Hamming 0..D, and D + 1 for the query itself
+    ranks = np.arange(1, k + 1)
     hp_rows, query_rows = [], []
     rows = np.arange(n)
     for start in range(0, n, chunk_size):
         q = rows[start:start + chunk_size]
+        nq = len(q)
+        local = np.arange(nq)
         hamming = (codes[q, None, :] != codes[None, :, :]).sum(-1)
-        feat_dist = sq_euclidean(features[q], features)  # squared: same order, no sqrt
-        # The query itself must never be retrieved: push it past every other item.
-        hamming[np.arange(len(q)), q] = codes.shape[1] + 1
-        order = np.lexsort((feat_dist, hamming), axis=-1)[:, :k]
-        gained = class_sim[item_class[q][:, None], item_class[order]]
+        # The query itself is never retrieved: a block of its own after every other item.
+        hamming[local, q] = n_blocks - 1
+        sims = class_sim[item_class[q][:, None], item_class[None, :]]
+        sims[local, q] = 0.0
+        # Per query and Hamming distance h: block size m_h and similarity sum S_h.
+        flat = (local[:, None] * n_blocks + hamming).ravel()
+        size = np.bincount(flat, minlength=nq * n_blocks).reshape(nq, n_blocks)
+        total = np.bincount(flat, weights=sims.ravel(), minlength=nq * n_blocks).reshape(nq, n_blocks)
+        end = np.cumsum(size, axis=1)            # a_h + m_h
+        before_sum = np.cumsum(total, axis=1) - total
+        # Block holding rank i: the first h with a_h + m_h >= i. Offsetting each query's block
+        # ends by query * (n + 1) makes one sorted array, so one searchsorted finds them all.
+        offset = local[:, None] * (n + 1)
+        h = np.searchsorted((end + offset).ravel(), (ranks[None, :] + offset).ravel(), side="left")
+        h = h.reshape(nq, k) - local[:, None] * n_blocks
+        row = local[:, None]
+        m = size[row, h]                          # >= 1: rank i lies inside block h
+        a = end[row, h] - m
+        expected_cum = before_sum[row, h] + (ranks[None, :] - a) * (total[row, h] / m)
         best = best_cum[item_class[q]]
         valid = best[:, 0] > 0
-        hp_rows.append(np.cumsum(gained, axis=1)[valid] / best[valid])
+        hp_rows.append(expected_cum[valid] / best[valid])
         query_rows.append(q[valid])
     return np.concatenate(hp_rows), np.concatenate(query_rows)
 
 
-def mean_average_hierarchical_precision(codes, features, labels, hierarchy, k: int = 250,
-                                        integration: str = "mean") -> float:
-    """mAHP@k of code-based retrieval over a set of items (see the module docstring).
+def mean_average_hierarchical_precision(codes, labels, hierarchy, k: int = 250,
+                                        integration: str = "trapezoid") -> float:
+    """Expected mAHP@k of code-based retrieval over a set of items (see the module docstring).
 
-    codes (n, D) ints; features (n, f) embeddings used to break Hamming ties; labels: one class
-    name per item; hierarchy: child -> parent mapping (e.g. fine class -> superclass)."""
+    codes (n, D) ints; labels: one class name per item; hierarchy: child -> parent mapping (e.g.
+    the WordNet tree of CIFAR-100, or fine class -> superclass). Items at equal Hamming distance
+    from a query are tied and the score is the exact expectation over their random orderings,
+    so it measures the codes alone. integration: "trapezoid" (default, Barz & Denzler; ideal
+    (k-1)/k) or "mean" (ideal 1)."""
     if integration not in ("mean", "trapezoid"):
         raise ValueError(f"integration must be 'mean' or 'trapezoid', got {integration!r}")
-    hp, _ = hierarchical_precision_curve(codes, features, labels, hierarchy, k)
+    hp, _ = hierarchical_precision_curve(codes, labels, hierarchy, k)
     if len(hp) == 0:
         raise ValueError("no query has a positive best similarity: every item is alone under the root")
     width = hp.shape[1]

@@ -1,4 +1,5 @@
-"""Baselines behind the CodeModel interface: DCCL, KD codes, hierarchical k-means, random codes."""
+"""Baselines behind the CodeModel interface: DCCL, KD codes, hierarchical k-means, residual
+quantisation, random codes."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ from hkd_core.models.hkm import HierarchicalKMeans
 from hkd_core.models.kd import KDCodes, straight_through_softmax
 from hkd_core.models.random_codes import RandomCodes
 
-BASELINES = ("dccl", "kd", "hkm", "random")
+BASELINES = ("dccl", "kd", "hkm", "rq", "random")
 
 # Small, fast settings per model (the defaults are for real data sizes).
 FAST = {
@@ -19,6 +20,7 @@ FAST = {
     "kd": dict(epochs=3, device="cpu"),
     "kd-lstm": dict(epochs=3, composition="lstm", device="cpu"),
     "hkm": dict(),
+    "rq": dict(),
     "random": dict(),
 }
 
@@ -106,7 +108,7 @@ def test_save_load_round_trip(key, data, tmp_path):
         np.testing.assert_array_equal(loaded.inverse_transform(codes), model.inverse_transform(codes))
 
 
-@pytest.mark.parametrize("key", ["dccl", "kd", "hkm", "random"])
+@pytest.mark.parametrize("key", ["dccl", "kd", "hkm", "rq", "random"])
 def test_progress_reports_each_epoch_and_can_cancel(key, data):
     seen = []
     model = fast_model(key).fit(data, progress=seen.append)

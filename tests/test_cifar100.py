@@ -321,12 +321,19 @@ def test_load_cifar100_trains_extracts_and_caches(archive, tmp_path, monkeypatch
     assert ds.names == raw["train"]["filenames"][:60] + raw["test"]["filenames"][:60]
     assert ds.labels[0] == FINE_LABEL_NAMES[raw["train"]["fine_labels"][0]]
     assert ds.labels[60] == FINE_LABEL_NAMES[raw["test"]["fine_labels"][0]]
-    assert len(ds.hierarchy) == 100 and len(set(ds.hierarchy.values())) == 20
-    assert all(ds.hierarchy[f] == c for f, c in zip(ds.labels, ds.extra["coarse_labels"]))
+    # the default class tree for mAHP is Barz & Denzler's (shipped in data/cifar100/)
+    assert ds.extra["hierarchy"] == "barz-denzler"
+    assert ds.hierarchy == c100.load_barz_denzler_hierarchy()
+    assert set(ds.labels) <= set(ds.hierarchy) - set(ds.hierarchy.values())
     assert ds.metric == "euclidean"
     assert [e["epoch"] for e in epochs] == [1] and epochs[0]["stage"] == "backbone"
     assert ds.extra["trained_in_this_call"] is True
     assert 0.0 <= ds.extra["backbone_test_accuracy"] <= 1.0
+    # the flat 20 x 5 tree stays available (same cached features)
+    flat = load_cifar100(archive, cache_dir=tmp_path, hierarchy="superclasses", **TINY)
+    assert flat.extra["trained_in_this_call"] is False and np.array_equal(flat.X, ds.X)
+    assert len(flat.hierarchy) == 100 and len(set(flat.hierarchy.values())) == 20
+    assert all(flat.hierarchy[f] == c for f, c in zip(flat.labels, flat.extra["coarse_labels"]))
 
     # Second call: same configuration -> cached features, no training, no weight loading.
     def must_not_train(*a, **k):
@@ -360,6 +367,7 @@ def test_cancelling_from_progress_leaves_no_cache(archive, tmp_path):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"backbone": "wrn-11-1"}, "6n\\+4"), ({"limit": 1}, "limit"), ({"backbone_epochs": -1}, "backbone_epochs"),
+    ({"hierarchy": "flat"}, "hierarchy must be one of"),
 ])
 def test_load_cifar100_bad_parameters(archive, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -376,9 +384,64 @@ def test_features_to_codes_to_mahp(archive, tmp_path):
                     n_random_exemplars=10, perplexities=(5.0,), seed=0, device="cpu").fit(ds.X[ds.train_idx])
     codes = model.transform(ds.X[ds.test_idx])
     test_labels = [ds.labels[i] for i in ds.test_idx]
-    score = mean_average_hierarchical_precision(codes, ds.X[ds.test_idx], test_labels, ds.hierarchy, k=250)
+    score = mean_average_hierarchical_precision(codes, test_labels, ds.hierarchy, k=250)
     assert codes.shape == (60, 4)
     assert 0.0 < score <= 1.0
+
+
+# --- Barz & Denzler's class hierarchy (shipped data, the default for mAHP) ---------------------
+
+def test_shipped_barz_denzler_hierarchy_is_one_tree_over_the_100_classes():
+    tree = c100.load_barz_denzler_hierarchy()
+    leaves = set(tree) - set(tree.values())
+    assert leaves == set(FINE_LABEL_NAMES) and len(leaves) == 100
+    assert {p for p in tree.values() if p not in tree} == {"entity"}      # one root
+    assert len(tree) == 162                                               # 163 nodes, one parent each
+    assert tree["lion"] == "feline" and tree["feline"] == "carnivore" and tree["wolf"] == "canine"
+
+
+def test_shipped_barz_denzler_similarities_by_hand():
+    from hkd_core.hierarchical_retrieval import class_similarity_from_hierarchy
+
+    tree = c100.load_barz_denzler_hierarchy()
+
+    def depth(node):
+        d = 0
+        while node in tree:
+            node, d = tree[node], d + 1
+        return d
+
+    # the deepest leaves are 8 edges below the root, so height(root) = 8
+    assert max(depth(leaf) for leaf in FINE_LABEL_NAMES) == 8
+    nodes, sim = class_similarity_from_hierarchy(tree)
+    i = {n: j for j, n in enumerate(nodes)}
+    # lion, tiger: lca feline (height 1: its children are leaves) -> 1 - 1/8
+    assert sim[i["lion"], i["tiger"]] == pytest.approx(7 / 8)
+    # lion, wolf: lca carnivore > {feline > lion, canine > wolf, ...} (height 2) -> 1 - 2/8
+    assert sim[i["lion"], i["wolf"]] == pytest.approx(6 / 8)
+    # lion, bicycle: only the root (entity) in common -> 0; a class with itself -> 1
+    assert sim[i["lion"], i["bicycle"]] == 0.0
+    assert sim[i["lion"], i["lion"]] == 1.0
+
+
+def test_cifar100_class_hierarchy_options():
+    assert c100.cifar100_class_hierarchy() == c100.load_barz_denzler_hierarchy()
+    flat = c100.cifar100_class_hierarchy("superclasses")
+    assert flat["lion"] == "large_carnivores" and len(set(flat.values())) == 20
+    assert c100.cifar100_class_hierarchy("wordnet") == c100.load_wordnet_class_tree()
+    with pytest.raises(ValueError, match="hierarchy must be one of"):
+        c100.cifar100_class_hierarchy("superclass")
+
+
+def test_barz_denzler_loader_refuses_a_broken_copy(tmp_path):
+    import shutil
+
+    for name in (c100.BARZ_DENZLER_EDGES, c100.BARZ_DENZLER_NAMES):
+        shutil.copy(os.path.join(c100.DATA_DIR, name), tmp_path / name)
+    edges = (tmp_path / c100.BARZ_DENZLER_EDGES).read_text()
+    (tmp_path / c100.BARZ_DENZLER_EDGES).write_text(edges + "125 97\n")   # wolf under feline too
+    with pytest.raises(ValueError, match="two parents"):
+        c100.load_barz_denzler_hierarchy(str(tmp_path))
 
 
 # --- WordNet class tree (shipped data) ---------------------------------------------------------

@@ -48,7 +48,8 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("mammals", "hkd_core.datasets.wordnet", "load_mammals",
                     "WordNet 3.0 mammal.n.01 closure, 10-d Poincare embedding (paper Tables 3-4)"),
         DatasetSpec("cifar100", "hkd_core.datasets.cifar100", "load_cifar100",
-                    "CIFAR-100 wide-ResNet features, 20 superclasses x 5 classes (paper Fig. 4)"),
+                    "CIFAR-100 wide-ResNet features, 20 superclasses x 5 classes (paper Fig. 4); "
+                    "mAHP over Barz & Denzler's WordNet class tree"),
         DatasetSpec("cifar100-fig4", "hkd_core.datasets.cifar100", "load_cifar100_superclasses",
                     "CIFAR-100 features of two superclasses, 10 classes (the paper's Fig. 4 view)"),
         DatasetSpec("digits", "hkd_core.datasets.digits", "load_digits",

@@ -9,6 +9,10 @@ disk); absolute paths, ``..``, links, devices and oversized members are refused.
     raw = read_cifar100("~/data")              # dict of uint8 images, labels, names
     ds = load_cifar100("~/data", backbone="wrn-28-10", backbone_epochs=200)   # Dataset of features
 
+The class tree a CIFAR-100 Dataset carries for mAHP (``hierarchy`` option) is by default Barz &
+Denzler's WordNet-based hierarchy shipped in data/cifar100/ (``load_barz_denzler_hierarchy``);
+``hierarchy="superclasses"`` gives the flat 20 x 5 tree of the archive.
+
 ``write_cifar100_archive`` writes a small synthetic archive in exactly the official format (the
 real class names and superclass assignment, synthetic images) for tests and demos.
 """
@@ -41,6 +45,16 @@ MAX_MEMBER_BYTES = 256 * 2**20
 MAX_ARCHIVE_MEMBERS_BYTES = 1024 * 2**20
 IMAGE_SHAPE = (32, 32, 3)
 FEATURE_CACHE_VERSION = 1
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "data", "cifar100")
+BARZ_DENZLER_EDGES = "cifar.parent-child.txt"
+BARZ_DENZLER_NAMES = "class_names.txt"
+# Which class tree a CIFAR-100 Dataset carries as ``hierarchy`` (what mAHP measures against):
+#   "barz-denzler"  Barz & Denzler's WordNet-based tree (data/cifar100/, MIT; height 8) - default
+#   "superclasses"  the flat 20 superclasses x 5 classes tree of the archive (height 2)
+#   "wordnet"       this project's own WordNet 3.0 tree (data/cifar100/wordnet_tree.tsv)
+HIERARCHIES = ("barz-denzler", "superclasses", "wordnet")
+DEFAULT_HIERARCHY = "barz-denzler"
 
 # The 20 superclasses and their 5 classes each (CIFAR-100 documentation, Krizhevsky 2009).
 # The archive's meta lists both name sets in sorted order; labels index into those lists.
@@ -418,7 +432,8 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
                   backbone_epochs: int = 200, limit: int | None = None, batch_size: int = 128,
                   seed: int = 0, cache_dir=None, device: str = "auto",
                   progress: ProgressCallback | None = None, lr: float = 0.1,
-                  schedule: str = "step", dropout: float = 0.3, train_backbone: bool = True) -> Dataset:
+                  schedule: str = "step", dropout: float = 0.3, train_backbone: bool = True,
+                  hierarchy: str = DEFAULT_HIERARCHY) -> Dataset:
     """CIFAR-100 images as wide-ResNet penultimate-layer features.
 
     Trains ``backbone`` (e.g. "wrn-28-10") for ``backbone_epochs`` epochs on the train split's
@@ -428,9 +443,15 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
     backbone epoch ({"stage": "backbone", "epoch", "n_epochs", "loss", "accuracy", ...}).
 
     Returns a Dataset: X = features of the train rows then the test rows, train_idx/test_idx,
-    names = file names, labels = fine class names, hierarchy = {fine class: superclass},
-    extra["coarse_labels"] = superclass per row, metric "euclidean"."""
+    names = file names, labels = fine class names, hierarchy = the class tree mAHP uses (child ->
+    parent; ``hierarchy`` option: "barz-denzler" = Barz & Denzler's WordNet-based tree, the
+    default; "superclasses" = the flat {fine class: superclass} tree; "wordnet" = the project's
+    WordNet 3.0 tree), extra["coarse_labels"] = superclass per row, extra["hierarchy"] = the
+    option, metric "euclidean"."""
     from hkd_core import backbone as bb  # torch is imported only when features are needed
+    from hkd_core.models.base import check_choice
+
+    check_choice("hierarchy", hierarchy, HIERARCHIES)
 
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 2:
@@ -445,7 +466,8 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
             raise FileNotFoundError(availability(data_dir)[1])
         source = download_cifar100(data_dir)
     raw = read_cifar100(source)
-    hierarchy = cifar100_hierarchy(raw)
+    class_tree = cifar100_class_hierarchy(hierarchy, raw)
+    n_superclasses = len(set(cifar100_hierarchy(raw).values()))
     train, test = _limit_split(raw["train"], limit), _limit_split(raw["test"], limit)
     fine_names, coarse_names = raw["fine_label_names"], raw["coarse_label_names"]
 
@@ -500,10 +522,12 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
         metric="euclidean",
         train_idx=np.arange(n_train),
         test_idx=np.arange(n_train, n_train + n_test),
-        hierarchy=hierarchy,
+        hierarchy=class_tree,
         description=(f"CIFAR-100 {config.arch} features ({config.epochs} backbone epochs), "
-                     f"{n_train} train + {n_test} test images, {len(set(hierarchy.values()))} superclasses"),
-        extra={"coarse_labels": [coarse_names[i] for i in coarse], "feature_cache": features_path,
+                     f"{n_train} train + {n_test} test images, {n_superclasses} superclasses, "
+                     f"mAHP against the {hierarchy} class tree"),
+        extra={"coarse_labels": [coarse_names[i] for i in coarse], "hierarchy": hierarchy,
+               "feature_cache": features_path,
                "backbone_weights": weights_path, **meta},
     )
 
@@ -782,6 +806,72 @@ def load_wordnet_class_tree(path: str = WORDNET_TREE_FILE) -> dict[str, str]:
     if missing:
         raise ValueError(f"{path} lacks classes {sorted(missing)[:5]}")
     return tree
+
+
+# --- Barz & Denzler's WordNet-based CIFAR-100 hierarchy (shipped; the default for mAHP) ------
+
+
+
+def _read_id_lines(path: str, what: str) -> list[tuple[str, str]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            parts = line.split(None, 1)
+            if len(parts) != 2 or not parts[0].isdigit():
+                raise ValueError(f"{path}:{number}: expected '{what}', got {line.rstrip()!r}")
+            rows.append((parts[0], parts[1].strip()))
+    return rows
+
+
+def load_barz_denzler_hierarchy(directory: str = DATA_DIR) -> dict[str, str]:
+    """Barz & Denzler's CIFAR-100 class hierarchy as child -> parent names.
+
+    Reads ``cifar.parent-child.txt`` ("PARENT_ID CHILD_ID" per line) and ``class_names.txt``
+    ("ID NAME"; ids 0-99 are the CIFAR-100 fine classes in the official label order, ids >= 100
+    inner WordNet nodes, e.g. 125 feline, root 108 entity). Leaves come back as the CIFAR fine
+    label names; inner nodes by their name. Checks that the edges form one tree whose leaves are
+    exactly the 100 classes."""
+    names_path = os.path.join(directory, BARZ_DENZLER_NAMES)
+    edges_path = os.path.join(directory, BARZ_DENZLER_EDGES)
+    names = dict(_read_id_lines(names_path, "ID NAME"))
+    fine_ids = [str(i) for i in range(len(FINE_LABEL_NAMES))]
+    if [names.get(i) for i in fine_ids] != list(FINE_LABEL_NAMES):
+        raise ValueError(f"{names_path}: ids 0-99 must name the CIFAR-100 fine classes in label order")
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"{names_path}: node names must be unique")
+    parent_id: dict[str, str] = {}
+    for par, child in _read_id_lines(edges_path, "PARENT_ID CHILD_ID"):
+        if not child.isdigit() or par not in names or child not in names:
+            raise ValueError(f"{edges_path}: edge {par} {child} names an id not in {names_path}")
+        if parent_id.setdefault(child, par) != par:
+            raise ValueError(f"{edges_path}: node {child} ({names[child]}) has two parents; "
+                             "expected a tree")
+    inner = set(parent_id.values())
+    leaves = sorted((set(parent_id) | inner) - inner, key=int)
+    if leaves != fine_ids:
+        raise ValueError(f"{edges_path}: the leaves must be exactly the 100 CIFAR-100 classes (ids 0-99)")
+    roots = inner - set(parent_id)
+    if len(roots) != 1:
+        raise ValueError(f"{edges_path}: expected one root, found {len(roots)}")
+    return {names[c]: names[p] for c, p in parent_id.items()}
+
+
+def cifar100_class_hierarchy(hierarchy: str = DEFAULT_HIERARCHY, raw: dict | None = None) -> dict[str, str]:
+    """The CIFAR-100 class tree named ``hierarchy`` (one of HIERARCHIES) as child -> parent.
+    "superclasses" is read from the archive ``raw`` (read_cifar100) when given, else from
+    SUPERCLASSES."""
+    from hkd_core.models.base import check_choice
+
+    check_choice("hierarchy", hierarchy, HIERARCHIES)
+    if hierarchy == "barz-denzler":
+        return load_barz_denzler_hierarchy()
+    if hierarchy == "wordnet":
+        return load_wordnet_class_tree()
+    if raw is not None:
+        return cifar100_hierarchy(raw)
+    return dict(_SUPERCLASS_OF)
 
 
 # The paper's Fig. 2b / Fig. 4 look at two superclasses (5 classes each) at a time.

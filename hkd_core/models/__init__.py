@@ -15,6 +15,7 @@ MODEL_SPECS: dict[str, tuple[str, str, dict]] = {
     "dccl": ("hkd_core.models.dccl", "DCCL", {}),
     "kd": ("hkd_core.models.kd", "KDCodes", {}),
     "hkm": ("hkd_core.models.hkm", "HierarchicalKMeans", {}),
+    "rq": ("hkd_core.models.rq", "ResidualQuantization", {}),
     "random": ("hkd_core.models.random_codes", "RandomCodes", {}),
 }
 
