@@ -226,7 +226,7 @@ def cmd_neighbours(args) -> int:
     import numpy as np
     from hkd_core.distances import pairwise
     from hkd_core.metrics import shared_prefix_length
-    from hkd_core.runs import cached_run, read_run
+    from hkd_core.runs import cached_run, encode_all_rows, read_run
 
     if args.k < 1:
         raise ValueError(f"--k must be >= 1, got {args.k}")
@@ -242,7 +242,7 @@ def cmd_neighbours(args) -> int:
     if args.entity not in names:
         # the run scored only its test rows; look the entity up among all rows of its dataset,
         # encoded by the run's model
-        everything = _all_rows(run_dir)
+        everything = encode_all_rows(run_dir)
         if everything is not None and args.entity in everything[0]:
             names, X, codes = everything
             print(f"({args.entity} is not among the run's test rows: searching all {len(names)} "
@@ -259,21 +259,6 @@ def cmd_neighbours(args) -> int:
     shared = shared_prefix_length(codes, codes[i])
     print(format_neighbour_table(names, codes, dist, shared, [i, *order], metric))
     return 0
-
-
-def _all_rows(run_dir):
-    """(names, X, codes) of every row of a run's registry dataset, or None (e.g. a --data run)."""
-    import json
-
-    from hkd_core.datasets import DATASETS, load_dataset
-    from hkd_core.models import load_model
-
-    with open(os.path.join(run_dir, "run.json")) as fh:
-        config = json.load(fh)
-    if config.get("dataset") not in DATASETS or not os.path.isdir(os.path.join(run_dir, "model")):
-        return None
-    ds = load_dataset(config["dataset"], **config.get("dataset_options", {}))
-    return ds.names, ds.X, load_model(os.path.join(run_dir, "model")).transform(ds.X)
 
 
 def format_neighbour_table(names, codes, dist, shared, rows, metric) -> str:

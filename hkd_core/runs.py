@@ -157,6 +157,20 @@ def read_run(out: str) -> dict:
             "names": lines("names.txt"), "labels": lines("labels.txt"), "metrics": metrics}
 
 
+def encode_all_rows(run_dir: str):
+    """(names, X, codes) of every row of a run's dataset, encoded by the run's saved model; None
+    when the dataset is not a registry one (e.g. a --data file) or the run holds no model."""
+    from hkd_core.datasets import DATASETS
+    from hkd_core.models import load_model
+
+    with open(os.path.join(run_dir, "run.json")) as fh:
+        config = json.load(fh)
+    if config.get("dataset") not in DATASETS or not os.path.isdir(os.path.join(run_dir, "model")):
+        return None
+    ds = load_dataset(config["dataset"], **config.get("dataset_options", {}))
+    return ds.names, ds.X, load_model(os.path.join(run_dir, "model")).transform(ds.X)
+
+
 def cached_run(dataset: str, model: str, params: dict | None = None,
                dataset_options: dict | None = None, knn_metric: str | None = None,
                progress=None, log=None) -> tuple[RunResult | None, str]:
