@@ -55,13 +55,19 @@ PREVIEW_MODEL = "hkm"
 def controls_for(dataset_key: str) -> dict:
     from hkd_core.presets import default_params
 
+    from hkd_core.presets import RECOMMENDED_MODEL
+
     p = default_params(dataset_key.split(":")[0], "hkd")
-    controls = base_controls()
+    controls = {"model": RECOMMENDED_MODEL}
     for control, param in CONTROL_PARAMS:
         if param in p:
             controls[control] = p[param]
     if "perplexities" in p:
         controls["perplexity"] = max(p["perplexities"])
+    if len(controls) < len(CONTROL_PARAMS) + 2:
+        # no full preset (an upload): HKD()'s defaults. Only then, because reading them imports
+        # torch, which the server's start-up otherwise never needs.
+        controls = {**base_controls(), **controls}
     return controls
 
 
