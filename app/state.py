@@ -19,11 +19,33 @@ from hkd_core.store import ArtefactStore, dataset_fingerprint, model_key, projec
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hkd_cache")
 
-# Controls shown in the page. Their start values are the defaults of `python -m hkd_core train`
-# (hkd_core/presets.py: the paper's settings per data set plus the measured training choices),
-# so the app's default model is the one the closing notes report.
-BASE_CONTROLS = dict(model="hkd", K=16, D=16, alpha=1.0, beta=1.0, perplexity=10.0,
-                     kmeans_exemplars=200, random_exemplars=100, epochs=200)
+# Controls shown in the page (control name -> HKD parameter). Their start values are the
+# defaults of `python -m hkd_core train`: for a built-in data set its preset (hkd_core/presets.py:
+# the paper's settings plus the measured training choices), for an upload exactly HKD()'s own
+# defaults, read from HKD().get_params() (BASE_CONTROLS) rather than restated here.
+CONTROL_PARAMS = (("K", "K"), ("D", "D"), ("alpha", "alpha"), ("beta", "beta"),
+                  ("kmeans_exemplars", "n_kmeans_exemplars"),
+                  ("random_exemplars", "n_random_exemplars"), ("epochs", "epochs"))
+
+
+def base_controls() -> dict:
+    """Start values of the controls for data without a preset: HKD()'s defaults."""
+    from hkd_core.presets import RECOMMENDED_MODEL, hkd_defaults
+
+    defaults = hkd_defaults()
+    controls = {"model": RECOMMENDED_MODEL}
+    controls.update({control: defaults[param] for control, param in CONTROL_PARAMS})
+    controls["perplexity"] = float(max(defaults["perplexities"]))
+    return controls
+
+
+def __getattr__(name):
+    # BASE_CONTROLS reads HKD's defaults, which imports torch: computed on first use only
+    if name == "BASE_CONTROLS":
+        return base_controls()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet mammals (Poincaré 10-d)",
                   "cifar100": "CIFAR-100 features",
                   "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)"}
@@ -33,15 +55,19 @@ PREVIEW_MODEL = "hkm"
 def controls_for(dataset_key: str) -> dict:
     from hkd_core.presets import default_params
 
-    p = default_params(dataset_key, "hkd")
-    controls = dict(BASE_CONTROLS)
-    for control, param in (("K", "K"), ("D", "D"), ("alpha", "alpha"), ("beta", "beta"),
-                           ("kmeans_exemplars", "n_kmeans_exemplars"),
-                           ("random_exemplars", "n_random_exemplars"), ("epochs", "epochs")):
+    from hkd_core.presets import RECOMMENDED_MODEL
+
+    p = default_params(dataset_key.split(":")[0], "hkd")
+    controls = {"model": RECOMMENDED_MODEL}
+    for control, param in CONTROL_PARAMS:
         if param in p:
             controls[control] = p[param]
     if "perplexities" in p:
         controls["perplexity"] = max(p["perplexities"])
+    if len(controls) < len(CONTROL_PARAMS) + 2:
+        # no full preset (an upload): HKD()'s defaults. Only then, because reading them imports
+        # torch, which the server's start-up otherwise never needs.
+        controls = {**base_controls(), **controls}
     return controls
 
 
@@ -122,6 +148,8 @@ class Workspace:
         out = {}
         for name, spec in DATASETS.items():
             try:
+                if spec.required_options() and name not in self.dataset_options:
+                    continue   # e.g. a WordNet subtree: needs a root the page does not ask for
                 out[name] = spec.availability(**self.dataset_options.get(name, {}))
             except Exception as exc:  # a broken optional loader must not take the app down
                 out[name] = (False, f"{type(exc).__name__}: {exc}")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hkd_core.models import MODEL_NAMES
+from hkd_core.presets import RECOMMENDED_MODEL
 
 # command-line flag -> model parameter; only the flags a user gives are passed on, and a model
 # that does not take one says so (models/__init__.make_model)
@@ -30,9 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list datasets and whether their data is present")
 
-    train = sub.add_parser("train", help="train a model and write codes, metrics and the model")
-    train.add_argument("--dataset", required=True)
-    train.add_argument("--model", required=True, choices=MODEL_NAMES)
+    train = sub.add_parser(
+        "train", help="train a model and write codes, metrics, the split and the model",
+        description="Fit a coder on the train rows of the benchmark split (hkd_core.benchmark."
+                    "protocol) and score it on the test rows. The data: exactly one of --dataset, "
+                    "--data, --wordnet-root.")
+    src = train.add_argument_group("data (exactly one)")
+    src.add_argument("--dataset", help="a built-in dataset (see `datasets`)")
+    src.add_argument("--data", metavar="FILE",
+                     help="your embeddings: .csv/.tsv/.txt (optional name/label columns), .npy or "
+                          ".parquet, read like an upload in the app (at most 50 MB)")
+    src.add_argument("--wordnet-root", metavar="SYNSET",
+                     help="the WordNet noun subtree under SYNSET (e.g. dog.n.01), embedded in the "
+                          "Poincare ball first (cached)")
+    src.add_argument("--data-metric", choices=("euclidean", "poincare"),
+                     help="--data: the file's geometry (default: euclidean unless the file name "
+                          "says poincare/hyperbolic)")
+    src.add_argument("--wordnet-dim", type=int, help="--wordnet-root: Poincare dimension (default 10)")
+    src.add_argument("--wordnet-epochs", type=int,
+                     help="--wordnet-root: Poincare training epochs (default: see "
+                          "datasets/wordnet.load_wordnet_subtree)")
+    train.add_argument("--model", choices=MODEL_NAMES, default=None,
+                       help=f"the coder (default: the recommended one, {RECOMMENDED_MODEL})")
     train.add_argument("--out", required=True, help="output directory")
     _add_model_flags(train)
     _add_dataset_flags(train)
@@ -138,22 +159,56 @@ def cmd_datasets() -> int:
 def cmd_train(args) -> int:
     from hkd_core.runs import train_run
 
+    model = args.model or RECOMMENDED_MODEL
     params = _collect(args, list(MODEL_FLAGS) + list(LIST_FLAGS))
     options = _collect(args, DATASET_FLAGS)
+    sources = {flag: value for flag, value in (("--dataset", args.dataset), ("--data", args.data),
+                                               ("--wordnet-root", args.wordnet_root))
+               if value is not None}
+    if len(sources) != 1:
+        given = ", ".join(f"{k} {v}" for k, v in sources.items()) or "none"
+        raise ValueError("train needs exactly one of --dataset NAME, --data FILE or "
+                         f"--wordnet-root SYNSET (given: {given})")
+    for flag, attr, source in (("--data-metric", "data_metric", "--data"),
+                               ("--wordnet-dim", "wordnet_dim", "--wordnet-root"),
+                               ("--wordnet-epochs", "wordnet_epochs", "--wordnet-root")):
+        if getattr(args, attr) is not None and source not in sources:
+            raise ValueError(f"{flag} applies to {source} only")
 
     def progress(info):
         e, n = info["epoch"], info["n_epochs"]
         if e == 1 or e == n or e % max(1, n // 10) == 0:
-            print(f"  epoch {e}/{n}  loss {info['loss']:.4f}", file=sys.stderr, flush=True)
+            what = f"{info['phase']} " if "phase" in info else ""   # Poincare embedding epochs
+            print(f"  {what}epoch {e}/{n}  loss {info['loss']:.4f}", file=sys.stderr, flush=True)
 
-    result = train_run(args.dataset, args.model, params, options, args.knn_metric, out=args.out,
-                       progress=progress)
+    data = None
+    if args.data is not None:
+        if options:
+            raise ValueError(f"dataset option(s) {sorted(options)} do not apply to --data")
+        data = read_data_file(args.data, args.data_metric)
+        dataset = data.name
+        options = {"path": os.path.abspath(args.data)}
+        for warning in data.extra.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    elif args.wordnet_root is not None:
+        dataset = "wordnet"
+        options = {**options, "root": args.wordnet_root}
+        if args.wordnet_dim is not None:
+            options["dim"] = args.wordnet_dim
+        if args.wordnet_epochs is not None:
+            options["epochs"] = args.wordnet_epochs
+    else:
+        dataset = args.dataset
+    result = train_run(dataset, model, params, options, args.knn_metric, out=args.out,
+                       progress=progress, data=data)
     m = result.metrics
-    print(f"{args.model} on {args.dataset}: {len(result.codes)} {m['split']} rows, "
-          f"neighbours by {m['metric']} distance, fit {m['fit_seconds']:.1f} s -> {args.out}")
+    sizes = m["split_sizes"]
+    print(f"{model} on {dataset}: fit on {sizes['train']} train rows, scored on {sizes['test']} "
+          f"test rows ({sizes['validation']} validation rows left out), neighbours by "
+          f"{m['metric']} distance, fit {m['fit_seconds']:.1f} s -> {args.out}")
     from hkd_core.benchmark.report import format_share_table
 
-    print(format_share_table({args.model: m}))
+    print(format_share_table({model: m}))
     if m.get("reconstruction_mse") is not None:
         print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
     return 0
@@ -195,11 +250,26 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def read_data_file(path: str, metric: str | None = None):
+    """A user's embedding file as a Dataset, through the app's upload parser and its limits."""
+    from hkd_core.uploads import MAX_UPLOAD_BYTES, UploadError, parse_embedding_upload
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--data {path!r}: no such file")
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:   # checked before reading: the parser's limit, without the memory
+        raise UploadError(f"{os.path.basename(path)!r} is too large ({size / 2**20:.1f} MB); "
+                          f"the limit is {MAX_UPLOAD_BYTES / 2**20:.1f} MB")
+    with open(path, "rb") as fh:
+        content = fh.read()
+    return parse_embedding_upload(os.path.basename(path), content, metric=metric)
+
+
 def cmd_neighbours(args) -> int:
     import numpy as np
     from hkd_core.distances import pairwise
     from hkd_core.metrics import shared_prefix_length
-    from hkd_core.runs import cached_run, read_run
+    from hkd_core.runs import cached_run, encode_all_rows, read_run
 
     if args.k < 1:
         raise ValueError(f"--k must be >= 1, got {args.k}")
@@ -211,12 +281,20 @@ def cmd_neighbours(args) -> int:
                                 args.knn_metric, log=lambda s: print(s, file=sys.stderr))
     run = read_run(run_dir)
     names = run["names"]
+    X, codes = run["embeddings"], run["codes"]
+    if args.entity not in names:
+        # the run scored only its test rows; look the entity up among all rows of its dataset,
+        # encoded by the run's model
+        everything = encode_all_rows(run_dir)
+        if everything is not None and args.entity in everything[0]:
+            names, X, codes = everything
+            print(f"({args.entity} is not among the run's test rows: searching all {len(names)} "
+                  "rows of the dataset, encoded by the run's model)", file=sys.stderr)
     if args.entity not in names:
         close = [n for n in names if args.entity.split(".")[0] in n][:5]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"{args.entity!r} is not in the evaluated rows of {args.dataset}{hint}")
     i = names.index(args.entity)
-    X, codes = run["embeddings"], run["codes"]
     metric = args.knn_metric or run["metrics"]["metric"]
     dist = pairwise(X[i:i + 1], X, metric)[0]
     order = np.argsort(dist, kind="stable")

@@ -1,10 +1,17 @@
 """One training run: dataset -> fit -> codes of the evaluated rows -> metrics -> files.
 
 A run directory holds exactly what ``python -m hkd_core train`` promises:
-  embeddings.npy  float (n, d): the evaluated rows (the test split where there is one)
+  split.npz       row indices (into the whole dataset) of the benchmark split: arrays train,
+                  validation, test (hkd_core.benchmark.protocol.make_split with the run's seed)
+  embeddings.npy  float (n, d): the evaluated rows = the split's test rows
   codes.npy       int (n, D), same rows
   names.txt       one name per row;  labels.txt when the dataset has labels
-  metrics.json    {"metric", "share": {"5": [N=1..]...}, "reduction": [...], "reconstruction_mse", ...}
+  metrics.json    {"metric", "share": {"5": [N=1..]...}, "reduction": [...], "reconstruction_mse",
+                  "split": "test", "split_sizes": {"train", "validation", "test"}, ...}
+
+The model is fitted on the train rows only; the test rows are the queries and the database their
+neighbours and prefix groups are taken from. The validation rows are left to whoever chooses
+settings (the benchmark); a single run does not look at them.
   model/          the trained model (params.json + state.npz, see models/base.py)
   run.json        what was run: dataset, options, model, parameters, seconds
 """
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import hkd_core
+from hkd_core.benchmark.protocol import Split, make_split
 from hkd_core.datasets import Dataset, load_dataset
 from hkd_core.metrics import evaluate, mean_average_hierarchical_precision
 from hkd_core.models import make_model
@@ -49,6 +57,7 @@ class RunResult:
     model: object
     directory: str | None
     config: dict
+    split: Split | None = None  # row indices into the whole dataset
 
 
 def run_config(dataset: str, model: str, params: dict | None = None,
@@ -69,22 +78,28 @@ def config_key(config: dict) -> str:
 def train_run(dataset: str, model: str, params: dict | None = None,
               dataset_options: dict | None = None, knn_metric: str | None = None,
               out: str | None = None, progress=None, data: Dataset | None = None) -> RunResult:
-    """Fit ``model`` on the training rows of ``dataset`` and evaluate it on the test rows (all
-    rows when the dataset has no split). ``data`` skips loading (e.g. an uploaded Dataset)."""
+    """Fit ``model`` on the train rows of the benchmark split of ``dataset`` (protocol.make_split,
+    seeded by the model's ``seed``, default 0) and evaluate it on the split's test rows, which are
+    both the queries and the database. ``data`` skips loading (e.g. an uploaded Dataset)."""
     config = run_config(dataset, model, params, dataset_options, knn_metric)
     if data is not None:
         ds = data
     else:
         options = dict(config["dataset_options"])
         if progress is not None:
-            options["progress"] = progress      # e.g. the CIFAR backbone's epochs
+            options["progress"] = progress      # e.g. the CIFAR backbone's or Poincare epochs
         ds = load_dataset(dataset, **options)
+    if model in HKD_FAMILY and "metric" not in config["params"]:
+        # no preset (an uploaded or --data file): p_{j|i} in the data's own geometry
+        config["params"]["metric"] = ds.metric
+    split_seed = int(config["params"].get("seed", 0))
+    split = make_split(ds, seed=split_seed)
     estimator = make_model(model, **_model_params(config["params"], ds))
     start = time.perf_counter()
     fit_kwargs = {"progress": progress} if progress is not None else {}
-    estimator.fit(ds.train().X, **fit_kwargs)
+    estimator.fit(ds.X[split.train], **fit_kwargs)
     seconds = time.perf_counter() - start
-    evaluated = ds.test()
+    evaluated = ds.subset(split.test, ds.name + ":test")
     codes = estimator.transform(evaluated.X)
     metric = knn_metric or ds.metric
     metrics = evaluate(codes, evaluated.X, metric, estimator.inverse_transform(codes), K=estimator.K)
@@ -93,10 +108,11 @@ def train_run(dataset: str, model: str, params: dict | None = None,
         # similarity and trapezoidal AHP; Hamming ties count as ties, averaged exactly)
         metrics["mahp250"] = mean_average_hierarchical_precision(
             codes, evaluated.labels, ds.hierarchy, k=250)
-    metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds,
-                    "split": "test" if ds.has_split else "all"})
+    metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds, "split": "test",
+                    "split_seed": split_seed,
+                    "split_sizes": {part: int(len(rows)) for part, rows in split.as_dict().items()}})
     config["fit_seconds"] = seconds
-    result = RunResult(evaluated, codes, metrics, estimator, out, config)
+    result = RunResult(evaluated, codes, metrics, estimator, out, config, split)
     if out:
         write_run(out, result)
     return result
@@ -113,6 +129,8 @@ def _model_params(params: dict, ds: Dataset) -> dict:
 def write_run(out: str, result: RunResult) -> None:
     os.makedirs(out, exist_ok=True)
     ds = result.dataset
+    if result.split is not None:
+        result.split.save(os.path.join(out, "split.npz"))
     np.save(os.path.join(out, "embeddings.npy"), ds.X)
     np.save(os.path.join(out, "codes.npy"), result.codes.astype(np.int64))
     _write_lines(os.path.join(out, "names.txt"), ds.names)
@@ -138,6 +156,20 @@ def read_run(out: str) -> dict:
     return {"embeddings": np.load(os.path.join(out, "embeddings.npy"), allow_pickle=False),
             "codes": np.load(os.path.join(out, "codes.npy"), allow_pickle=False),
             "names": lines("names.txt"), "labels": lines("labels.txt"), "metrics": metrics}
+
+
+def encode_all_rows(run_dir: str):
+    """(names, X, codes) of every row of a run's dataset, encoded by the run's saved model; None
+    when the dataset is not a registry one (e.g. a --data file) or the run holds no model."""
+    from hkd_core.datasets import DATASETS
+    from hkd_core.models import load_model
+
+    with open(os.path.join(run_dir, "run.json")) as fh:
+        config = json.load(fh)
+    if config.get("dataset") not in DATASETS or not os.path.isdir(os.path.join(run_dir, "model")):
+        return None
+    ds = load_dataset(config["dataset"], **config.get("dataset_options", {}))
+    return ds.names, ds.X, load_model(os.path.join(run_dir, "model")).transform(ds.X)
 
 
 def cached_run(dataset: str, model: str, params: dict | None = None,

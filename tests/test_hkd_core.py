@@ -224,3 +224,31 @@ def test_synthetic_dataset_hierarchy_and_split():
     assert a.hierarchy["g0000"] == "g000" and a.hierarchy["g0"] == "root"
     with pytest.raises(ValueError, match="n_per_cluster"):
         load_synthetic(n_per_cluster=1)
+    with pytest.raises(ValueError, match="shrink"):
+        load_synthetic(shrink=1.5)
+
+
+def test_synthetic_geometry_default_overlaps_and_old_one_is_reachable():
+    from scipy.spatial.distance import cdist
+
+    def cross_cluster_neighbour_rate(ds, k=10):
+        d = cdist(ds.X, ds.X)
+        np.fill_diagonal(d, np.inf)
+        knn = np.argsort(d, axis=1)[:, :k]
+        cluster = ds.extra["cluster"]
+        return float(np.mean(cluster[knn] != cluster[:, None]))
+
+    # default: spread 1.0, offsets shrinking by 0.6 per level (16, 9.6, 5.76, 3.456)
+    np.testing.assert_allclose(np.abs(cluster_centres()).max(axis=0), [16 + 5.76, 9.6 + 3.456])
+    new = load_synthetic(n_per_cluster=50, seed=0)
+    old = load_synthetic(n_per_cluster=50, seed=0, spread=0.4, shrink=0.5)
+    np.testing.assert_allclose(np.abs(cluster_centres(0.5)).max(axis=0), [20, 10])
+    assert cross_cluster_neighbour_rate(old) == 0.0          # every split >= 10 sd
+    assert cross_cluster_neighbour_rate(new) < 0.01          # still 16 clusters ...
+    # ... but wide: 2.5x the old spread, the finest split 3.5 sd from a centre (old: 5 sd)
+    assert np.std(new.X[new.extra["cluster"] == 0], axis=0).mean() > 2 * np.std(
+        old.X[old.extra["cluster"] == 0], axis=0).mean()
+    assert new.labels == old.labels
+    # the first split stays the widest (shrink <= 1/sqrt(2)): x gap between the halves
+    xs = np.sort(np.unique(cluster_centres()[:, 0]))
+    assert xs[2] - xs[1] == pytest.approx(np.max(np.diff(xs)))

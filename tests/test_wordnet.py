@@ -175,3 +175,73 @@ def test_shipped_embedding_reconstructs_the_closure():
     order = [ds.index_of(n) for n in nodes]
     s = reconstruction_scores(ds.X[order].astype(np.float64), nodes, edges, count_self=False)
     assert s["mean_rank"] <= 3.0 and s["map"] >= 0.75
+
+
+# ---------------------------------------------------------------- any subtree (needs WordNet once)
+
+def test_subtree_builds_caches_and_trains_through_the_cli(wn, tmp_path, monkeypatch, capsys):
+    import json
+
+    from hkd_core import poincare
+    from hkd_core.cli import main
+    from hkd_core.datasets import wordnet as wordnet_module
+    from hkd_core.datasets.wordnet import load_wordnet_subtree
+
+    monkeypatch.setenv("HKD_CACHE_DIR", str(tmp_path / "cache"))
+    epochs_seen = []
+    ds = load_wordnet_subtree("feline.n.01", epochs=3, progress=epochs_seen.append)
+    assert [e["epoch"] for e in epochs_seen] == [1, 2, 3]
+    assert ds.n == 60 and ds.X.shape == (60, 10) and ds.metric == "poincare"
+    assert "cat.n.01" in ds.names and "lion.n.01" in ds.names
+    assert np.all(np.linalg.norm(ds.X.astype(np.float64), axis=1) < 1.0)
+    assert len(ds.extra["edges"]) == 169 and ds.extra["root"] == "feline.n.01"
+    assert ds.extra["depth"][ds.index_of("feline.n.01")] == 0
+    assert ds.labels[ds.index_of("lion.n.01")] in ("big_cat.n.01", "feline.n.01")
+    rec = ds.extra["reconstruction"]
+    assert rec["mean_rank"] >= 1 and 0 < rec["map"] <= 1
+    cache = tmp_path / "cache" / "wordnet"
+    [folder] = list(cache.glob("feline.n.01-*"))
+    assert {p.name for p in folder.iterdir()} == {"closure.tsv", "embedding.npz", "info.json"}
+    assert json.loads((folder / "info.json").read_text())["epochs"] == 3
+
+    # a second call reads the files: no WordNet, no training
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached subtree was rebuilt")
+    monkeypatch.setattr(poincare.PoincareEmbedding, "fit", refuse)
+    monkeypatch.setattr(wordnet_module, "open_wordnet", refuse)
+    again = load_dataset("wordnet", root="feline.n.01", epochs=3)
+    np.testing.assert_array_equal(again.X, ds.X)
+    assert again.names == ds.names and again.labels == ds.labels
+
+    out = tmp_path / "run"
+    assert main(["train", "--wordnet-root", "feline.n.01", "--wordnet-epochs", "3", "--model", "hkm",
+                 "--K", "4", "--out", str(out)]) == 0
+    assert "hkm on wordnet" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["metric"] == "poincare" and m["split"] == "test"
+    assert sum(m["split_sizes"].values()) == 60
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"] == "wordnet" and run["dataset_options"]["root"] == "feline.n.01"
+    # other settings are another cache entry (and would train)
+    with pytest.raises(AssertionError, match="rebuilt"):
+        load_wordnet_subtree("feline.n.01", epochs=4)
+
+
+def test_subtree_errors(wn, tmp_path, monkeypatch):
+    from hkd_core.datasets.wordnet import load_wordnet_subtree
+
+    monkeypatch.setenv("HKD_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="bear.n.01.* 11 hyponyms.*at least 20"):
+        load_wordnet_subtree("bear.n.01", epochs=1)
+    with pytest.raises(ValueError, match="root must be a WordNet synset"):
+        load_wordnet_subtree("no_such_thing.n.01", epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        load_wordnet_subtree("feline.n.01", epochs=0)
+
+
+def test_subtree_without_wordnet_says_how_to_install(tmp_path, monkeypatch):
+    from hkd_core.datasets.wordnet import load_wordnet_subtree
+
+    monkeypatch.setenv("HKD_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="apt-get install wordnet-base"):
+        load_wordnet_subtree("feline.n.01", epochs=1, wordnet_dir=tmp_path)

@@ -16,12 +16,24 @@ class DatasetSpec:
     module: str
     loader: str
     description: str
+    probe: str = "availability"   # the module's ``(**options) -> (bool, message)`` function
 
     def _module(self):
         return importlib.import_module(self.module)
 
+    def required_options(self) -> tuple[str, ...]:
+        """Loader options without a default (e.g. the WordNet subtree's ``root``): such a
+        dataset cannot be opened by its name alone."""
+        params = inspect.signature(getattr(self._module(), self.loader)).parameters.values()
+        return tuple(p.name for p in params if p.default is p.empty
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
     def load(self, **options) -> Dataset:
         loader = getattr(self._module(), self.loader)
+        missing = [k for k in self.required_options() if k not in options]
+        if missing:
+            hint = " (command line: train --wordnet-root SYNSET)" if self.name == "wordnet" else ""
+            raise ValueError(f"dataset {self.name!r} needs option(s) {missing}{hint}")
         accepted = inspect.signature(loader).parameters
         takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
         unknown = [k for k in options if k not in accepted]
@@ -36,7 +48,7 @@ class DatasetSpec:
 
     def availability(self, **options) -> tuple[bool, str]:
         mod = self._module()
-        probe = getattr(mod, "availability", None)
+        probe = getattr(mod, self.probe, None)
         return (True, "generated on demand") if probe is None else probe(**options)
 
 
@@ -47,6 +59,9 @@ DATASETS: dict[str, DatasetSpec] = {
                     "16 Gaussian clusters in 2-d, hierarchy 2 > 4 > 8 > 16 (paper Fig. 2a)"),
         DatasetSpec("mammals", "hkd_core.datasets.wordnet", "load_mammals",
                     "WordNet 3.0 mammal.n.01 closure, 10-d Poincare embedding (paper Tables 3-4)"),
+        DatasetSpec("wordnet", "hkd_core.datasets.wordnet", "load_wordnet_subtree",
+                    "any WordNet noun subtree (option root=SYNSET), 10-d Poincare embedding "
+                    "trained once and cached", probe="subtree_availability"),
         DatasetSpec("cifar100", "hkd_core.datasets.cifar100", "load_cifar100",
                     "CIFAR-100 wide-ResNet features, 20 superclasses x 5 classes (paper Fig. 4); "
                     "mAHP over Barz & Denzler's WordNet class tree"),
