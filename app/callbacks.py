@@ -7,6 +7,7 @@ and searches patch overlay traces of the map.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -20,6 +21,7 @@ from app.layout import FIGURE_FORMATS, TABLE_FORMATS
 from app.state import PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
 from app.colours import depth_colours, rank_colours
+from hkd_core.benchmark.report import tradeoff_figure
 from hkd_core.tree import (PrefixIndex, branch_labeller, format_codes, node_members, parse_prefix,
                            sunburst_frame)
 
@@ -98,11 +100,27 @@ def tree_colours_and_labels(ws: Workspace, v: dict, scheme: str) -> tuple[dict, 
     return ws.derived((v["key"], scheme, "tree"), build)
 
 
-def describe(meta: dict) -> str:
+def describe(meta: dict, extra_keys=()) -> str:
+    """A model's name with its main parameters (and ``extra_keys``, those that tell two runs of
+    the same model apart)."""
     p = meta.get("params", {})
     bits = [f"K={p['K']}" if "K" in p else "", f"D={p['D']}" if "D" in p else "",
             f"{p['epochs']} epochs" if "epochs" in p else ""]
+    bits += [f"{k}={p[k]}" for k in extra_keys if k in p and k not in ("K", "D", "epochs")]
     return f"{meta.get('model')} ({', '.join(b for b in bits if b)})"
+
+
+def distinct_labels(metas: list[dict]) -> list[str]:
+    """Labels for a list of results: model and main parameters, plus whatever parameters differ
+    between results of the same model, so no two rows read the same."""
+    out = []
+    for meta in metas:
+        same = [m for m in metas if m.get("model") == meta.get("model")]
+        keys = sorted({k for m in same for k in m.get("params", {})
+                       if len({json.dumps(x.get("params", {}).get(k), sort_keys=True) for x in same}) > 1}
+                      - {"seed"})
+        out.append(describe(meta, keys))
+    return out
 
 
 def register_callbacks(app, ws: Workspace, background_manager):
@@ -240,7 +258,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("metrics-table", "columnDefs"), Output("metrics-table", "rowData"),
         Output("depth-slider", "max"), Output("depth-slider", "marks"), Output("depth-slider", "value"),
         Output("entity-table", "rowData"), Output("neighbour-table", "rowData"),
-        Output("selection-info", "children"), Output("map-caption", "children"),
+        Output("selection-info", "children"), Output("map-caption", "children"), Output("tradeoff", "figure"),
         Input("result-key", "data"), Input("projection-select", "value"), Input("colour-scheme", "value"),
         State("dataset-select", "value"), State("depth-slider", "value"),
     )
@@ -261,7 +279,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
             fig = F.map_figure(xy, F.hover_texts(ds.names, ds.labels, [None] * ds.n),
                                rank_colours(label_codes, max_depth=1)[1])
             return (fig, None, F.message_figure("Codes are being trained…"), [], [], 16, no_update, no_update,
-                    [], [], "", title + " · coloured by label (codes are being trained)")
+                    [], [], "", title + " · coloured by label (codes are being trained)",
+                    F.message_figure("Codes are being trained…"))
         v = view_data(ws, result["key"])
         D = v["codes"].shape[1]
         depth = int(min(max(depth if depth is not None else 1, 0), D))
@@ -273,10 +292,16 @@ def register_callbacks(app, ws: Workspace, background_manager):
         node_colours, node_labels = tree_colours_and_labels(ws, v, scheme)
         tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits",
                                  node_colours=node_colours, node_labels=node_labels)
-        columns, rows = F.metrics_table(metrics_rows_for(result["dataset"], result["key"]))
+        compared = metrics_rows_for(result["dataset"], result["key"])
+        columns, rows = F.metrics_table([(label, m) for label, m, _ in compared])
+        shown = next((label for label, _, current in compared if current), None)
+        tradeoff = tradeoff_figure({label: {"share": m["share"], "reduction": m["reduction"],
+                                            "baseline": not current} for label, m, current in compared},
+                                   highlight=shown, height=380)
         marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
         return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
-                f"{title} · colour = shared first-N code prefix of {label}")
+                f"{title} · colour = shared first-N code prefix of {describe(v['meta'])}"
+                + (" (preview)" if result.get("preview") else ""), tradeoff)
 
     def map_xy(result, method):
         """(projection method actually drawn, its coordinates)."""
@@ -289,20 +314,15 @@ def register_callbacks(app, ws: Workspace, background_manager):
         return ws.derived((v["meta"].get("fingerprint"), v["meta"]["model"], id(v), "hover"),
                           lambda: F.hover_texts(v["dataset"].names, v["dataset"].labels, v["strings"]))
 
-    def metrics_rows_for(dataset_key, current_key):
-        out = []
-        current = ws.result(current_key)
-        if current and current.get("metrics"):
-            out.append((f"{current['meta']['model']} (shown)", current["metrics"]))
-        latest = {}
-        for key, info in ws.cached_results(dataset_key).items():
-            if key != current_key:
-                latest[info["model"]] = key  # newest per model name wins (oldest-first order)
-        for model, key in latest.items():
-            res = ws.result(key)
-            if res and res.get("metrics"):
-                out.append((model, res["metrics"]))
-        return out
+    def metrics_rows_for(dataset_key, current_key, limit: int = 12):
+        """(label, metrics, is current) for the shown model and the newest cached results of the
+        data set, labelled so that two runs of one model are told apart by their parameters."""
+        keys = [current_key] + [k for k in reversed(list(ws.cached_results(dataset_key))) if k != current_key]
+        results = [(k, ws.result(k)) for k in keys[:limit]]
+        results = [(k, r) for k, r in results if r and r.get("metrics")]
+        labels = distinct_labels([r["meta"] for _, r in results])
+        return [(label + (" — shown" if k == current_key else ""), r["metrics"], k == current_key)
+                for label, (k, r) in zip(labels, results)]
 
     # -- depth slider: browser-only recolour ------------------------------------------------------------
     app.clientside_callback(

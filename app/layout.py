@@ -29,6 +29,13 @@ def _number(id_, value, min_, max_, step, label, hint=None):
                                    debounce=True, className="num"), hint)
 
 
+def _loading(child):
+    """A view that shows it is recomputing: a spinner over the old content after 300 ms, the
+    content dimmed but kept (no blank card while a projection or a model computes)."""
+    return dcc.Loading(child, type="circle", delay_show=300,
+                       overlay_style={"visibility": "visible", "opacity": 0.45, "filter": "blur(1px)"})
+
+
 def _grid(id_, columns, height="300px", **kw):
     return dag.AgGrid(
         id=id_, columnDefs=columns, rowData=[],
@@ -87,9 +94,8 @@ def map_card(depth_max):
             html.Span(id="depth-label", className="badge"),
         ]),
         html.Div(id="map-caption", className="muted small caption"),
-        dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
-                  config={"displaylogo": False, "scrollZoom": True,
-                          "modeBarButtonsToRemove": ["select2d", "lasso2d"]}),
+        _loading(dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
+                           config={"displaylogo": False, "scrollZoom": True})),
         html.Div(id="map-legend", className="legend"),
     ])
 
@@ -100,8 +106,8 @@ def tree_card():
             html.H3("Code tree"),
             html.Span("click a branch to list its members", className="muted small"),
         ]),
-        dcc.Graph(id="code-tree", figure=message_figure("Waiting for codes…"), className="tree-graph",
-                  config={"displaylogo": False}),
+        _loading(dcc.Graph(id="code-tree", figure=message_figure("Waiting for codes…"), className="tree-graph",
+                           config={"displaylogo": False})),
         html.Div(id="selection-info", className="muted small"),
     ])
 
@@ -132,10 +138,13 @@ def neighbour_card():
 def metrics_card():
     return html.Div(className="card wide", children=[
         html.Div(className="card-head", children=[
-            html.H3("Neighbour sharing and search-space reduction"),
+            html.H3("Trade-off: neighbour sharing against search-space reduction"),
             html.Span("share: fraction of the k nearest input-space neighbours with the same first N codes; "
                       "reduction: 1 − (points with the same first N codes)/n", className="muted small"),
         ]),
+        _loading(dcc.Graph(id="tradeoff", figure=message_figure("Waiting for codes…"),
+                           config={"displaylogo": False}, className="tradeoff-graph")),
+        html.Div("the same numbers, per depth N:", className="muted small"),
         dag.AgGrid(id="metrics-table", columnDefs=[], rowData=[],
                    defaultColDef={"sortable": False, "resizable": True},
                    dashGridOptions={"domLayout": "autoHeight", "suppressMovableColumns": True},

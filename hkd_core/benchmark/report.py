@@ -158,22 +158,43 @@ def update_readme(path: str, results: dict, recommended: str | None) -> None:
         fh.write(head + README_START + "\n" + markdown_summary(results, recommended) + "\n" + README_END + tail)
 
 
-def frontier_figure(key: str, metric: str, rows: dict, recommended: str | None = None):
-    """Share (KNN=5) against search reduction, one line per coder, N marked at each point."""
+def tradeoff_figure(rows: dict, highlight: str | None = None, title: str = "", k: str = "5",
+                    width: int | None = None, height: int | None = None):
+    """Share of the k nearest neighbours against search reduction, one line per coder, the depth
+    N written at each point, ``highlight`` drawn bold (the benchmark's recommended coder, the app's
+    current model). ``rows`` {label: {"share": {k: [...]}, "reduction": [...], "baseline": bool}}."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for name, r in rows.items():
-        share = r["share"]["5"]
+        share = r["share"].get(k)
+        if not share:
+            continue
+        bold = name == highlight
         fig.add_trace(go.Scatter(
-            x=[100 * v for v in r["reduction"]], y=share, mode="lines+markers+text", name=name,
-            text=[str(N) for N in range(1, len(share) + 1)], textposition="top center",
-            line={"width": 4 if name == recommended else 1.5,
-                  "dash": "solid" if name == recommended or not r["baseline"] else "dot"}))
-    fig.update_layout(title=f"{key}: KNN=5 share vs search reduction ({metric} neighbours, test rows)",
-                      xaxis_title="search reduction (%)", yaxis_title="share of 5 nearest neighbours "
-                      "with the same first-N prefix", template="plotly_white", width=1000, height=650)
+            x=[100 * v for v in r["reduction"][:len(share)]], y=share, mode="lines+markers+text",
+            name=html_escape(name), text=[str(N) for N in range(1, len(share) + 1)],
+            textposition="top center", textfont={"size": 10},
+            hovertemplate=html_escape(name) + "<br>N=%{text}: share %{y:.3f} at %{x:.1f} % reduction<extra></extra>",
+            line={"width": 4 if bold else 1.5, "dash": "dot" if r.get("baseline") and not bold else "solid"},
+            marker={"size": 9 if bold else 6}))
+    fig.update_layout(title=html_escape(title), xaxis_title="search reduction (%)",
+                      yaxis_title=f"share of {k} nearest neighbours with the same first-N prefix",
+                      template="plotly_white", width=width, height=height,
+                      margin=dict(l=60, r=10, t=40 if title else 10, b=50))
     return fig
+
+
+def html_escape(text) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
+def frontier_figure(key: str, metric: str, rows: dict, recommended: str | None = None):
+    """The benchmark's plot for one dataset and neighbour metric (test rows, seed means)."""
+    return tradeoff_figure(rows, recommended, f"{key}: KNN=5 share vs search reduction ({metric} "
+                           "neighbours, test rows)", width=1000, height=650)
 
 
 def write_outputs(results: dict, out_dir: str, recommended: str | None = None, png: bool = True) -> list[str]:
