@@ -362,6 +362,38 @@ def register_callbacks(app, ws: Workspace, background_manager):
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
         return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
 
+    # -- lasso / box selection on the map -> table, overlay, the branches it spans ----------------
+    @app.callback(
+        Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
+        Output("selection-info", "children", allow_duplicate=True), Output("selection", "data"),
+        Input("map", "selectedData"),
+        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        State("colour-scheme", "value"),
+        prevent_initial_call=True,
+    )
+    def on_select(selected, result, method, depth, scheme):
+        if not result or not result.get("key"):
+            raise PreventUpdate
+        v = view_data(ws, result["key"])
+        ds = v["dataset"]
+        method, xy = map_xy(result, method)
+        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
+        rows = F.selected_rows(selected, ds.n)
+        if not len(rows):
+            patch["data"][F.TRACE_SELECTION].update({"x": [], "y": []})
+            return [], patch, "Nothing selected: drag a box or lasso on the map (toolbar).", None
+        from hkd_core.distances import pairwise
+
+        X = ds.X[rows].astype(np.float64)
+        dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
+        patch["data"][F.TRACE_SELECTION].update(F.overlay_points(xy, rows))
+        d = int(max(1, min(int(depth or 1), v["codes"].shape[1])))
+        spans = F.branches_spanned(v["codes"][rows], d, v["K"])
+        text = (f"Selection: {len(rows)} entities in {len(spans)} branch{'es' if len(spans) != 1 else ''} "
+                f"at N={d}: " + ", ".join(f"{p} ({c})" for p, c in spans[:8])
+                + (f", … {len(spans) - 8} more" if len(spans) > 8 else ""))
+        return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), patch, text, rows.tolist()
+
     # -- entity search -> neighbours ---------------------------------------------------------------
     @app.callback(
         Output("entity-search", "options"),
@@ -471,11 +503,11 @@ def register_callbacks(app, ws: Workspace, background_manager):
         State("export-target", "value"), State("export-format", "value"), State("result-key", "data"),
         State("projection-select", "value"), State("depth-slider", "value"), State("colour-scheme", "value"),
         State("entity-table", "rowData"), State("neighbour-table", "rowData"), State("metrics-table", "rowData"),
-        State("map", "figure"),
+        State("map", "figure"), State("selection", "data"),
         prevent_initial_call=True,
     )
     def on_export(_n, target, fmt, result, method, depth, scheme, entity_rows, neighbour_rows, metric_rows,
-                  shown_map):
+                  shown_map, selection):
         from hkd_core.export import figure_bytes, table_bytes
 
         if not result:
@@ -504,12 +536,17 @@ def register_callbacks(app, ws: Workspace, background_manager):
                                             node_colours=node_colours, node_labels=node_labels)
                 data = figure_bytes(fig, fmt)
             else:
-                if target == "codes":
+                if target in ("codes", "selection"):
                     if not result.get("key"):
                         return no_update, "Codes are not ready yet."
                     v = view_data(ws, result["key"])
                     df = F.codes_frame(ds.names, ds.labels, v["codes"], ws.projection(result["dataset"], method),
                                        v["strings"])
+                    if target == "selection":
+                        if not selection:
+                            return no_update, "Nothing is selected: drag a box or lasso on the map first."
+                        df = df.iloc[F.selected_rows({"points": [{"curveNumber": 0, "customdata": r}
+                                                                 for r in selection]}, ds.n)]
                 else:
                     rows = {"entities": entity_rows, "neighbours": neighbour_rows, "metrics": metric_rows}[target]
                     if not rows:

@@ -165,6 +165,32 @@ def add_group_legend(fig: go.Figure, depth_info: dict) -> go.Figure:
     return fig
 
 
+def selected_rows(selected: dict | None, n: int) -> np.ndarray:
+    """Row indices of the map's points in a plotly selectedData (box / lasso) event: points of
+    the points trace only (not overlays), valid indices, sorted, unique."""
+    rows = []
+    for point in (selected or {}).get("points") or []:
+        if point.get("curveNumber") != TRACE_POINTS:
+            continue
+        r = point.get("customdata", point.get("pointIndex"))
+        if isinstance(r, list):
+            r = r[0] if r else None
+        if isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= int(r) < n:
+            rows.append(int(r))
+    return np.unique(np.asarray(rows, dtype=np.int64))
+
+
+def branches_spanned(codes: np.ndarray, depth: int, K: int | None = None) -> list[tuple[str, int]]:
+    """The depth-``depth`` prefixes of ``codes`` with their counts, largest first."""
+    from hkd_core.tree import format_code
+
+    if len(codes) == 0:
+        return []
+    prefixes, counts = np.unique(np.asarray(codes)[:, :depth], axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return [(format_code(prefixes[i], K), int(counts[i])) for i in order]
+
+
 def overlay_points(xy: np.ndarray, rows) -> dict:
     """x/y lists of ``rows`` for an overlay trace."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)

@@ -11,6 +11,7 @@ EXPORT_TARGETS = [
     {"label": "Map (figure)", "value": "map"},
     {"label": "Code tree (figure)", "value": "tree"},
     {"label": "Codes + coordinates (table)", "value": "codes"},
+    {"label": "Selected points (table)", "value": "selection"},
     {"label": "Entity table", "value": "entities"},
     {"label": "Neighbour table", "value": "neighbours"},
     {"label": "Metrics table", "value": "metrics"},
@@ -115,7 +116,7 @@ def tree_card():
 def entity_card():
     return html.Div(className="card", children=[
         html.Div(className="card-head", children=[
-            html.H3("Entities in branch"),
+            html.H3("Entities: clicked branch or map selection"),
             html.Button("CSV", id="entity-csv", className="btn small", n_clicks=0),
         ]),
         _grid("entity-table", ENTITY_COLUMNS),
@@ -186,5 +187,5 @@ def build_layout(dataset_options, default_dataset, model_names, controls, depth_
         dcc.Store(id="train-request"),       # {"dataset", "model", "params", "key"}
         dcc.Store(id="auto-request"),        # set when the dataset changes
         dcc.Store(id="map-groups"),          # per-depth colour slots + legends for recolour.js
-        dcc.Store(id="selection"),           # rows of the clicked branch
+        dcc.Store(id="selection"),           # rows selected on the map (box / lasso)
     ])

@@ -219,3 +219,40 @@ def test_hierarchical_colours_drawn_children_are_shades_of_parents(dash_duo, tmp
         kids = hue_clusters(h2[coloured][rows, 0], 10, gap=0.02)
         assert len(kids) == 2                                 # the branch splits in two colours
         assert all(abs(k - hue) < 0.25 for k in kids)         # each a shade of the parent's hue
+
+
+def choose(dash_duo, dropdown_id, label):
+    """Pick an option of a Dash 4 dropdown by its visible label."""
+    dash_duo.find_element(f"#{dropdown_id}").click()
+    xpath = f"//*[contains(@class, 'dash-options-list-option') and normalize-space(.)='{label}']"
+    wait_until(lambda: dash_duo.driver.find_elements("xpath", xpath), timeout=30)[0].click()
+
+
+def test_box_selection_fills_table_is_drawn_and_exports(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    dash_duo.driver.set_window_size(1400, 1100)
+    dash_duo.find_element("#map .modebar-btn[data-title='Box Select']").click()
+    before = pixels_of(map_image(dash_duo), F.OVERLAY_COLOURS["selection"])   # scrolls the map into view
+    area = dash_duo.find_element("#map .nsewdrag")
+    w, h = area.size["width"], area.size["height"]
+    # (selenium <= 4.2: the offset is from the element's top-left corner)
+    ActionChains(dash_duo.driver).move_to_element_with_offset(area, 5, 5) \
+        .click_and_hold().move_by_offset(w // 2, h // 2).release().perform()
+    dash_duo.wait_for_contains_text("#selection-info", "Selection:", timeout=30)
+    n_selected = int(dash_duo.find_element("#selection-info").text.split("Selection: ")[1].split()[0])
+    assert 0 < n_selected < 400
+    wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
+    # the selected points are drawn in the selection colour
+    wait_until(lambda: pixels_of(map_image(dash_duo), F.OVERLAY_COLOURS["selection"]) > before + 100, timeout=30)
+    choose(dash_duo, "export-target", "Selected points (table)")
+    dash_duo.wait_for_contains_text("#export-format", "csv", timeout=30)
+    dash_duo.find_element("#export-button").click()
+    target = dash_duo.download_path
+    files = wait_until(lambda: [f for f in os.listdir(target) if f.endswith("_selection.csv")], timeout=60)
+    path = os.path.join(target, files[0])
+    wait_until(lambda: os.path.getsize(path) > 0, timeout=30)
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    assert len(table) == n_selected
+    assert {"name", "label", "x", "y", "code", "c1"} <= set(table.columns)

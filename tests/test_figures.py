@@ -156,3 +156,14 @@ def test_request_bodies_are_capped(tmp_path):
     resp = client.post("/_dash-update-component", data=too_big, content_type="application/json")
     assert resp.status_code == 413
     assert client.get("/").status_code == 200            # and the server keeps serving
+
+
+def test_selected_rows_and_branches_spanned():
+    sel = {"points": [{"curveNumber": 0, "customdata": 5}, {"curveNumber": 0, "pointIndex": 2},
+                      {"curveNumber": 2, "customdata": 7}, {"curveNumber": 0, "customdata": 99},
+                      {"curveNumber": 0, "customdata": 5}]}
+    assert F.selected_rows(sel, 10).tolist() == [2, 5]          # overlays and bad indices ignored
+    assert F.selected_rows(None, 10).tolist() == []
+    codes = np.array([[0, 1], [0, 1], [0, 0], [1, 1]])
+    assert F.branches_spanned(codes, 1, 2) == [("0", 3), ("1", 1)]
+    assert F.branches_spanned(codes, 2, 2) == [("01", 2), ("00", 1), ("11", 1)]
