@@ -362,6 +362,37 @@ def register_callbacks(app, ws: Workspace, background_manager):
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
         return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
 
+    # -- find box: name, label or code prefix -> table and highlighted matches ------------------
+    @app.callback(
+        Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
+        Output("find-info", "children"),
+        Input("find-box", "value"),
+        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+        State("colour-scheme", "value"),
+        prevent_initial_call=True,
+    )
+    def on_find(query, result, method, depth, scheme):
+        from app.find import find_entities
+
+        if not result or not result.get("key"):
+            return no_update, no_update, "Codes are not ready yet."
+        v = view_data(ws, result["key"])
+        ds = v["dataset"]
+        method, xy = map_xy(result, method)
+        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
+        try:
+            rows, text = find_entities(query or "", ds.names, ds.labels, v["codes"], v["K"])
+        except ValueError as exc:
+            return no_update, no_update, f"Cannot search: {exc}"
+        patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
+        if not len(rows):
+            return [], patch, (f"No match: {text}" if text else "")
+        X = ds.X[rows].astype(np.float64)
+        from hkd_core.distances import pairwise
+
+        dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
+        return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), patch, f"Found {text} (outlined on the map)"
+
     # -- lasso / box selection on the map -> table, overlay, the branches it spans ----------------
     @app.callback(
         Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),

@@ -94,6 +94,11 @@ def map_card(depth_max):
                      className="slider"),
             html.Span(id="depth-label", className="badge"),
         ]),
+        html.Div(className="find-row", children=[
+            dcc.Input(id="find-box", type="text", debounce=True, maxLength=200, className="find",
+                      placeholder="Find: a name, a label (label: cat) or a code prefix (7 13, code: 7d)"),
+            html.Span(id="find-info", className="muted small", **{"aria-live": "polite"}),
+        ]),
         html.Div(id="map-caption", className="muted small caption"),
         _loading(dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
                            config={"displaylogo": False, "scrollZoom": True})),

@@ -256,3 +256,20 @@ def test_box_selection_fills_table_is_drawn_and_exports(dash_duo, cache_dir):
     table = pd.read_csv(path)
     assert len(table) == n_selected
     assert {"name", "label", "x", "y", "code", "c1"} <= set(table.columns)
+
+
+def test_find_by_code_prefix_highlights_matches(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    box = dash_duo.find_element("#find-box")
+    box.send_keys("0" + Keys.ENTER)           # every point whose first digit is 0
+    dash_duo.wait_for_contains_text("#find-info", "code prefix 0", timeout=30)
+    found = int(dash_duo.find_element("#find-info").text.split(": ")[1].split()[0])
+    assert 0 < found < 400
+    wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
+    marked = dash_duo.driver.execute_script(
+        "return document.querySelector('#map .js-plotly-plot').data[1].x.length")
+    assert marked == found
+    wait_until(lambda: pixels_of(map_image(dash_duo), F.OVERLAY_COLOURS["branch members"]) > 100, timeout=30)
+    box.clear()
+    box.send_keys("code: zz" + Keys.ENTER)
+    dash_duo.wait_for_contains_text("#find-info", "Cannot search", timeout=30)
