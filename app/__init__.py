@@ -50,7 +50,10 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     # clear message, anything far larger is refused before it is read into memory
     from hkd_core.uploads import MAX_UPLOAD_BYTES
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES * 2
-    app.layout = build_layout(choices, default_dataset, MODEL_NAMES, ws.controls_for(default_dataset))
+    controls = ws.controls_for(default_dataset)
+    # a function: every page load lists the data sets anew, so uploads stay after a reload or a
+    # server restart (they live in the store)
+    app.layout = lambda: build_layout(ws.dataset_choices(), default_dataset, MODEL_NAMES, controls)
     register_callbacks(app, ws, manager)
     app.workspace = ws  # for tests and the benchmark
     return app

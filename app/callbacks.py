@@ -249,8 +249,9 @@ def register_callbacks(app, ws: Workspace, background_manager):
             msg = f"Training failed: {type(exc).__name__}: {exc}"
             return no_update, msg, msg
         msg = f"{request['model']} trained in {time.time() - started:.0f} s"
+        set_progress(("1", "1", f"{msg}; codes evaluated"))
         return ({"key": key, "dataset": request["dataset"], "model": request["model"]}, msg,
-                f"{request['dataset']}: {msg}, codes ready")
+                f"{job_ws.display_name(request['dataset'])}: {msg}, codes ready")
 
     # -- render the views for a result ----------------------------------------------------------------
     @app.callback(

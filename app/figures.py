@@ -298,10 +298,12 @@ ENTITY_COLUMNS = [
     {"field": "distance", "headerName": "dist. to centre", "type": "numericColumn"},
 ]
 NEIGHBOUR_COLUMNS = [
-    {"field": "rank", "maxWidth": 80}, {"field": "name", "minWidth": 180}, {"field": "label"},
-    {"field": "code", "cellClass": "mono", "minWidth": 150},
-    {"field": "distance", "type": "numericColumn"},
-    {"field": "shared", "headerName": "leading codes shared", "type": "numericColumn"},
+    {"field": "rank", "maxWidth": 70, "minWidth": 60}, {"field": "name", "minWidth": 130},
+    {"field": "label", "minWidth": 80},
+    {"field": "code", "cellClass": "mono", "minWidth": 100},
+    {"field": "distance", "type": "numericColumn", "minWidth": 85, "maxWidth": 110},
+    {"field": "shared", "headerName": "digits shared", "type": "numericColumn", "minWidth": 80,
+     "maxWidth": 110, "headerTooltip": "leading code digits shared with the searched entity"},
 ]
 
 

@@ -166,6 +166,13 @@ class Workspace:
             opts.append({"label": f"Upload: {info['filename']}", "value": "upload:" + fp})
         return opts
 
+    def display_name(self, key: str) -> str:
+        """What the page calls a data set: its label, or an upload's file name (never a key)."""
+        if key.startswith("upload:"):
+            info = (self.store.get_json("uploads") or {}).get(key.split(":", 1)[1])
+            return f"upload {info['filename']}" if info else "an upload no longer in the cache"
+        return DATASET_LABELS.get(key, key)
+
     def dataset(self, key: str):
         with self._lock:
             if key not in self._datasets:

@@ -273,3 +273,18 @@ def test_find_by_code_prefix_highlights_matches(dash_duo, cache_dir):
     box.clear()
     box.send_keys("code: zz" + Keys.ENTER)
     dash_duo.wait_for_contains_text("#find-info", "Cannot search", timeout=30)
+
+
+def test_upload_stays_in_the_dataset_list_after_a_reload(dash_duo, tmp_path):
+    start(dash_duo, str(tmp_path))
+    good = tmp_path / "mine.csv"
+    rng = np.random.default_rng(0)
+    good.write_text("name,a,b,c\n" + "\n".join(f"row{i},{x:.3f},{y:.3f},{z:.3f}"
+                                               for i, (x, y, z) in enumerate(rng.normal(size=(60, 3)))))
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(good))
+    dash_duo.wait_for_contains_text("#dataset-select", "mine.csv", timeout=60)
+    dash_duo.driver.refresh()
+    dash_duo.wait_for_element("#dataset-select", timeout=60)
+    dash_duo.find_element("#dataset-select").click()
+    xpath = "//*[contains(@class, 'dash-options-list-option') and contains(normalize-space(.), 'mine.csv')]"
+    wait_until(lambda: dash_duo.driver.find_elements("xpath", xpath), timeout=30)
