@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from hkd_core.npyio import load_npz_bytes
+
 # Bump when a change in hkd_core makes old cached codes, metrics or projections wrong.
 CODE_VERSION = "1"
 
@@ -91,8 +93,8 @@ def arrays_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def bytes_to_arrays(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    """Arrays of stored npz bytes; safe to call from many threads at once (see hkd_core.npyio)."""
+    return load_npz_bytes(data)
 
 
 class ArtefactStore:

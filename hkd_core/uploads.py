@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hkd_core.datasets.base import METRICS, Dataset
+from hkd_core.npyio import NPY_HEADER_LOCK
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -496,11 +497,12 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
     buf = io.BytesIO(data)
     # Read the header first so that type and size are checked before any data is allocated.
     try:
-        version = np.lib.format.read_magic(buf)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+        with NPY_HEADER_LOCK:  # numpy's header parser is not safe in many threads at once
+            version = np.lib.format.read_magic(buf)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
     except (ValueError, OSError, EOFError, SyntaxError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file (unreadable header: {err})") from None
     if dtype.hasobject:
@@ -521,7 +523,8 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
     _check_shape(filename, tuple(shape), max_rows, max_columns)
     buf.seek(0)
     try:
-        array = np.load(buf, allow_pickle=False)
+        with NPY_HEADER_LOCK:
+            array = np.load(buf, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file ({err})") from None
     return np.asarray(array, dtype=np.float64)
