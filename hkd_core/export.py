@@ -258,12 +258,18 @@ def _check_size(value, name: str) -> int | None:
 # -------------------------------------------------------------------------------------- tables
 
 def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
-    """The table as CSV (UTF-8, no index) or Parquet (pyarrow, no index) bytes."""
+    """The table as CSV (UTF-8, CRLF rows, no index) or Parquet (pyarrow, no index) bytes.
+
+    CSV text cells that a spreadsheet would run as a formula are neutralised
+    (:func:`neutralise_formulas`); Parquet keeps every value as it is.
+    """
     fmt = _check_format(fmt, "table")
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     if fmt == "csv":
-        return df.to_csv(index=False).encode("utf-8")
+        # CRLF rows (RFC 4180): the csv writer then quotes every cell holding a \r or \n,
+        # which a spreadsheet would otherwise take as the start of a new row
+        return neutralise_formulas(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     frame = df
     if not all(isinstance(c, str) for c in df.columns):
         frame = df.rename(columns=str)  # Parquet column names must be strings
@@ -273,6 +279,36 @@ def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
     except Exception as err:  # noqa: BLE001 - pyarrow's type errors name the column
         raise ExportError(f"the table cannot be written as Parquet: {err}") from None
     return buf.getvalue()
+
+
+# A spreadsheet reads a CSV cell starting with one of these as a formula (OWASP "CSV Injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` for CSV export in which no text cell or column name can run as a
+    spreadsheet formula: text starting with ``= + - @``, tab or carriage return gets a leading
+    single quote (OWASP's advice), so ``=HYPERLINK(...)`` shows as text. Numbers, also negative
+    ones, are values rather than text and are left alone; so is text in numeric-looking cells
+    that does not start with those characters (codes like ``11-13-7``)."""
+    columns = []
+    for j in range(df.shape[1]):
+        col = df.iloc[:, j]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(object)
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            col = col.map(_defuse, na_action="ignore")
+        columns.append(col)
+    out = pd.concat(columns, axis=1) if columns else df.copy()
+    out.columns = [_defuse(c) for c in df.columns]
+    out.index = df.index
+    return out
+
+
+def _defuse(value):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def codes_frame(names: Sequence[str], labels: Sequence[str] | None, codes: np.ndarray,
