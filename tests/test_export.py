@@ -35,8 +35,7 @@ def chrome():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("Chromium is required for static export tests in CI (apt-get install chromium)")
         pytest.skip("no Chrome/Chromium found; static export cannot be tested here")
-    yield path
-    export.stop_static_export_server()
+    return path
 
 
 def scattergl_figure(n: int, seed: int = 0) -> go.Figure:
@@ -88,9 +87,8 @@ def _child_export(queue):
         queue.put(repr(err))
 
 
-def test_forked_child_exports_without_parent_server(chrome):
-    """Dash background callbacks fork; the parent's kaleido server thread does not exist there."""
-    assert export.start_static_export_server()
+def test_forked_child_exports(chrome):
+    """Dash background callbacks fork: a forked child must export (with its own browser)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_child_export, args=(queue,))
