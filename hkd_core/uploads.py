@@ -74,7 +74,7 @@ def parse_embedding_upload(
         raise UploadError(f"metric must be one of {METRICS} or None, got {metric!r}")
     if not isinstance(max_bytes, int) or max_bytes < 1:
         raise UploadError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    filename = os.path.basename(str(filename or "").replace("\\", "/")).strip()
+    filename = _check_filename(filename)
     if not filename:
         raise UploadError("the upload has no file name, so its format is unknown")
     ext = _extension(filename)
@@ -114,6 +114,23 @@ def parse_embedding_upload(
         description=f"uploaded file {filename} ({X.shape[0]} rows x {X.shape[1]} dimensions)",
         extra={"source": "upload", "filename": filename, "warnings": warnings},
     )
+
+
+def _check_filename(filename) -> str:
+    """The upload's base name. dcc.Upload sends a list of names when ``multiple=True``: a list
+    of one name is that name; anything else that is not a string is refused."""
+    if isinstance(filename, (list, tuple)):
+        if len(filename) != 1:
+            raise UploadError(
+                f"upload one file at a time (got {len(filename)} file names)" if filename
+                else "the upload has no file name, so its format is unknown"
+            )
+        filename = filename[0]
+    if filename is None:
+        filename = ""
+    if not isinstance(filename, str):
+        raise UploadError(f"the upload's file name must be text, got {type(filename).__name__}")
+    return os.path.basename(filename.replace("\\", "/")).strip()
 
 
 def decode_upload_content(content: bytes | str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:

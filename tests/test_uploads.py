@@ -313,3 +313,17 @@ def test_typed_fast_path_matches_text_path(monkeypatch, filename, content):
     text_path = outcome()
     monkeypatch.setattr(uploads, "_HEAD_ROWS", 2)
     assert outcome() == text_path
+
+
+def test_filename_must_be_one_string():
+    """dcc.Upload(multiple=True) sends lists: ['v.csv'] used to give "unsupported file type '.csv']'"."""
+    ds = parse_embedding_upload(["v.csv"], b"1,2\n3,4\n")
+    assert ds.extra["filename"] == "v.csv" and ds.X.shape == (2, 2)
+    assert parse_embedding_upload(("v.csv",), b"1,2\n3,4\n").name == "upload:v.csv"
+    message = upload_error(["a.csv", "b.csv"], b"1,2\n3,4\n")
+    assert "one file at a time" in message and "2 file names" in message and "']" not in message
+    assert "no file name" in upload_error([], b"1,2\n3,4\n")
+    assert "no file name" in upload_error(None, b"1,2\n3,4\n")
+    assert "file name must be text, got int" in upload_error(12, b"1,2\n3,4\n")
+    assert "file name must be text, got bytes" in upload_error(b"v.csv", b"1,2\n3,4\n")
+    assert "file name must be text, got dict" in upload_error([{"name": "v.csv"}], b"1,2\n3,4\n")
