@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import time
 import zipfile
 
@@ -186,7 +187,7 @@ class ArtefactStore:
     def _get_entry(self, key: str):
         """(arrays or None, json value or None) of a whole entry, or None when it is missing
         or partial (a partial entry is deleted)."""
-        parts = _parts_of(key)
+        parts = _parts_of(key) or ("npz", "json")
         got = self._read_parts(key, parts)
         if got is not None:
             return got
@@ -315,7 +316,9 @@ class ArtefactStore:
           and drops index entries whose data set is gone; likewise for each data set's index of
           results;
         * with ``fix_files``, diskcache's own check removes value files no row refers to (left
-          by a kill while a large value was being written) and rows whose file is gone.
+          by a kill while a large value was being written) and rows whose file is gone. A
+          writer in another process stores a large value's file just before its row, so run
+          this while no other process writes, or pass ``fix_files=False``.
 
         Returns what it did: {"removed": [partial entry keys], "listed": [fps put back in the
         uploads index], "unlisted": [fps taken out of it], "reindexed": [fps whose index of
@@ -327,8 +330,8 @@ class ArtefactStore:
         if fix_files:
             try:
                 report["files"] = [str(w.message) for w in self.cache.check(fix=True)]
-            except diskcache.Timeout:  # another process is writing: leave the files for next time
-                report["files"] = ["skipped: the cache was busy"]
+            except (diskcache.Timeout, sqlite3.OperationalError) as err:  # busy: next time
+                report["files"] = [f"skipped: the cache was busy ({err})"]
         bases = set()
         for stored in list(self.cache.iterkeys()):
             if isinstance(stored, str):

@@ -33,6 +33,59 @@ def stored_result(store, seed=0):
 
 # ------------------------------------------------------------------------- 1. threaded reads
 
+def _overlap_tripwire(monkeypatch):
+    """Make ast.literal_eval raise the reported SystemError whenever two calls overlap."""
+    real = ast.literal_eval
+    active = [0]
+    guard = threading.Lock()
+
+    def tripwire(node_or_string):
+        with guard:
+            active[0] += 1
+            overlap = active[0] > 1
+        try:
+            time.sleep(0.0005)  # widen the window in which a second parse could enter
+            if overlap:
+                raise SystemError("AST constructor recursion depth mismatch (before=1, after=2)")
+            return real(node_or_string)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(ast, "literal_eval", tripwire)
+
+
+def run_threads(fn, n_threads):
+    errors = []
+
+    def target():
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - collected and asserted by the caller
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=target) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_threaded_npy_uploads_parse_headers_one_at_a_time(monkeypatch):
+    import io as _io
+
+    from hkd_core.uploads import parse_embedding_upload
+
+    buf = _io.BytesIO()
+    np.save(buf, np.arange(12.0).reshape(6, 2))
+    raw = buf.getvalue()
+    _overlap_tripwire(monkeypatch)
+    shapes = []
+    errors = run_threads(lambda: [shapes.append(parse_embedding_upload("e.npy", raw).X.shape) for _ in range(20)], 8)
+    assert errors == [] and shapes == [(6, 2)] * 160
+
+
 def test_threaded_reads_never_run_two_npy_header_parses_at_once(tmp_path, monkeypatch):
     """numpy parses every npy header with ast.literal_eval, which failed under concurrent
     requests (SystemError: AST constructor recursion depth mismatch). The tripwire raises that
@@ -212,3 +265,10 @@ def test_cleanup_removes_partials_and_reconciles_the_uploads_index(tmp_path):
     # a second pass finds nothing to do
     again = store.cleanup()
     assert again["removed"] == again["listed"] == again["unlisted"] == again["reindexed"] == []
+
+
+def test_readers_accept_any_key_without_failing(tmp_path):
+    store = ArtefactStore(str(tmp_path))
+    assert store.get_result("not-a-result-key") is None and store.get_dataset("nope") is None
+    store.put_projection("proj:only", np.zeros((2, 2)))
+    assert "proj:only" in store and store.get_projection("proj:only").shape == (2, 2)
