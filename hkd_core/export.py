@@ -1,24 +1,14 @@
 """Bytes for the app's downloads: figures (PNG, SVG, PDF, offline HTML) and tables (CSV, Parquet).
 
 Static images are drawn by kaleido 1.x, which drives a local Chrome/Chromium (``/usr/bin/chromium``
-here; ``BROWSER_PATH`` overrides). Starting that browser costs seconds, so the first static export
-starts kaleido's persistent sync server and later exports reuse it. The server is used carefully:
-
-* calls are serialised with a lock: kaleido pairs requests and answers through two shared queues,
-  so two Dash request threads exporting at once could receive each other's image;
-* every call has a time limit: a server whose browser died never answers, and an answer that
-  arrives after the limit would be handed to the next caller, so the server is abandoned then;
-* a forked child (Dash background callbacks run in one) inherits the flag "server running" but not
-  the thread serving it, so children render with a one-off browser instead.
-
-If the server cannot be used, exports fall back to one-off renders (slower, same bytes).
+here; ``BROWSER_PATH`` overrides), started for each image. Renders are serialised with a lock, so
+concurrent exports never run more than one browser at a time, and each has a time limit.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
-import logging
 import os
 import re
 import threading
@@ -38,14 +28,9 @@ MIME_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 EXPORT_TIMEOUT_S = 120.0  # one static image; a 100k-point map takes well under this
-_WARMUP_TIMEOUT_S = 60.0  # browser start + a one-point figure
-# a warm server draws a 100k-point map in ~8 s; past this its browser is taken for dead (e.g.
-# killed by another test's teardown) and exports fall back to one-off browsers
-_SERVER_CALL_TIMEOUT_S = 30.0
 # MathJax would come from a CDN; these machines are offline and the app's figures use no LaTeX.
 _KALEIDO_OPTIONS = {"mathjax": False}
 
-_log = logging.getLogger(__name__)
 
 
 class ExportError(RuntimeError):
@@ -99,30 +84,7 @@ def find_chrome() -> str | None:
         return None
 
 
-def start_static_export_server() -> bool:
-    """Start (and warm up) kaleido's persistent browser now rather than on the first export.
-
-    Safe to call more than once and from any thread; returns whether the server is usable.
-    The app may call it in a background thread at start so the first export is fast.
-    """
-    with _lock:
-        return _ensure_server()
-
-
-def stop_static_export_server() -> None:
-    """Close kaleido's persistent browser if this process started it."""
-    import kaleido
-
-    with _lock:
-        if _server["pid"] != os.getpid():
-            return  # not started here; a forked child must not touch its parent's server
-        if not _server["broken"]:
-            kaleido.stop_sync_server(silence_warnings=True)
-            _server["pid"] = None
-
-
 _lock = threading.Lock()
-_server: dict = {"pid": None, "broken": False}
 
 
 def _render_static(fig_dict: dict, opts: dict) -> bytes:
@@ -132,66 +94,7 @@ def _render_static(fig_dict: dict, opts: dict) -> bytes:
             "(install it, e.g. `apt-get install chromium`, or set BROWSER_PATH); HTML export works without it"
         )
     with _lock:
-        # The persistent browser is used only where it was started explicitly
-        # (start_static_export_server): started implicitly from a server thread it outlived
-        # its browser in tests and kept the process from exiting.
-        if _server["pid"] == os.getpid() and not _server["broken"]:
-            try:
-                return _call_server(fig_dict, opts, _SERVER_CALL_TIMEOUT_S)
-            except _ServerUnusable as err:
-                _abandon_server(str(err))
         return _render_oneshot(fig_dict, opts, EXPORT_TIMEOUT_S)
-
-
-class _ServerUnusable(Exception):
-    pass
-
-
-def _ensure_server() -> bool:
-    """Start kaleido's sync server in this process if needed; the caller holds ``_lock``."""
-    import kaleido
-
-    if _server["broken"]:
-        return False
-    if _server["pid"] == os.getpid():
-        return True
-    if _server["pid"] is not None:  # started by the parent of this forked process
-        return False
-    if find_chrome() is None:
-        return False
-    try:
-        kaleido.start_sync_server(n=1, timeout=EXPORT_TIMEOUT_S, silence_warnings=True, **_KALEIDO_OPTIONS)
-        _server["pid"] = os.getpid()
-        _call_server({"data": [{"type": "scatter", "x": [0], "y": [0]}]}, {"format": "svg"}, _WARMUP_TIMEOUT_S)
-        return True
-    except Exception as err:  # noqa: BLE001 - any failure means: render one-off instead
-        _abandon_server(f"{type(err).__name__}: {err}")
-        return False
-
-
-def _abandon_server(reason: str) -> None:
-    _log.warning("kaleido server abandoned, exports will start a browser each time: %s", reason)
-    _server["broken"] = True
-
-
-def _call_server(fig_dict: dict, opts: dict, timeout: float) -> bytes:
-    import kaleido
-
-    def call():
-        return kaleido.calc_fig_sync(fig_dict, opts=opts)
-
-    try:
-        return _run_with_timeout(call, timeout)
-    except TimeoutError as err:
-        raise _ServerUnusable(str(err)) from None
-    except (ValueError, TypeError):
-        raise  # the figure is at fault, not the server
-    except Exception as err:  # noqa: BLE001
-        # kaleido's own errors (a plotly.js error for this figure) leave the server fine;
-        # browser-level errors do not.
-        if _is_figure_error(err):
-            raise ExportError(f"plotly.js could not draw the figure: {err}") from None
-        raise _ServerUnusable(f"{type(err).__name__}: {err}") from None
 
 
 def _render_oneshot(fig_dict: dict, opts: dict, timeout: float) -> bytes:
@@ -209,14 +112,6 @@ def _render_oneshot(fig_dict: dict, opts: dict, timeout: float) -> bytes:
         raise
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"static export failed ({type(err).__name__}: {err})") from None
-
-
-def _is_figure_error(err: Exception) -> bool:
-    try:
-        from kaleido.errors import JavascriptError, KaleidoError
-    except ImportError:  # pragma: no cover - kaleido < 1.5 layout
-        return False
-    return isinstance(err, (JavascriptError, KaleidoError))
 
 
 def _run_with_timeout(fn, timeout: float):
@@ -258,12 +153,18 @@ def _check_size(value, name: str) -> int | None:
 # -------------------------------------------------------------------------------------- tables
 
 def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
-    """The table as CSV (UTF-8, no index) or Parquet (pyarrow, no index) bytes."""
+    """The table as CSV (UTF-8, CRLF rows, no index) or Parquet (pyarrow, no index) bytes.
+
+    CSV text cells that a spreadsheet would run as a formula are neutralised
+    (:func:`neutralise_formulas`); Parquet keeps every value as it is.
+    """
     fmt = _check_format(fmt, "table")
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     if fmt == "csv":
-        return df.to_csv(index=False).encode("utf-8")
+        # CRLF rows (RFC 4180): the csv writer then quotes every cell holding a \r or \n,
+        # which a spreadsheet would otherwise take as the start of a new row
+        return neutralise_formulas(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     frame = df
     if not all(isinstance(c, str) for c in df.columns):
         frame = df.rename(columns=str)  # Parquet column names must be strings
@@ -273,6 +174,36 @@ def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
     except Exception as err:  # noqa: BLE001 - pyarrow's type errors name the column
         raise ExportError(f"the table cannot be written as Parquet: {err}") from None
     return buf.getvalue()
+
+
+# A spreadsheet reads a CSV cell starting with one of these as a formula (OWASP "CSV Injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` for CSV export in which no text cell or column name can run as a
+    spreadsheet formula: text starting with ``= + - @``, tab or carriage return gets a leading
+    single quote (OWASP's advice), so ``=HYPERLINK(...)`` shows as text. Numbers, also negative
+    ones, are values rather than text and are left alone; so is text in numeric-looking cells
+    that does not start with those characters (codes like ``11-13-7``)."""
+    columns = []
+    for j in range(df.shape[1]):
+        col = df.iloc[:, j]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(object)
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            col = col.map(_defuse, na_action="ignore")
+        columns.append(col)
+    out = pd.concat(columns, axis=1) if columns else df.copy()
+    out.columns = [_defuse(c) for c in df.columns]
+    out.index = df.index
+    return out
+
+
+def _defuse(value):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def codes_frame(names: Sequence[str], labels: Sequence[str] | None, codes: np.ndarray,

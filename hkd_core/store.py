@@ -6,6 +6,9 @@ Keys are hashes of what produced an artefact:
     projection     sha256(dataset fingerprint, method, params, CODE_VERSION)
     dataset        its fingerprint = sha256(X bytes, shape, names, labels, metric)
 
+Multi-part entries (result, data set) are written in one transaction and read as missing when
+any part is absent; ``ArtefactStore.cleanup()`` is the integrity pass to run at start.
+
 Values are only bytes and JSON text: numpy arrays go through ``np.save`` / ``np.load(...,
 allow_pickle=False)`` and everything else through ``json``. diskcache returns bytes and str values
 as they were stored, so reading the store never unpickles anything, even if the cache directory
@@ -17,9 +20,13 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import time
+import zipfile
 
 import numpy as np
+
+from hkd_core.npyio import load_npz_bytes
 
 # Bump when a change in hkd_core makes old cached codes, metrics or projections wrong.
 CODE_VERSION = "1"
@@ -91,13 +98,32 @@ def arrays_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def bytes_to_arrays(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    """Arrays of stored npz bytes; safe to call from many threads at once (see hkd_core.npyio)."""
+    return load_npz_bytes(data)
+
+
+# Parts of each kind of multi-part entry (by key prefix). Such an entry is written in one
+# transaction and counts as present only when every part is; other keys are single values.
+ENTRY_PARTS = {"result:": ("npz", "json"), "dataset:": ("npz", "json"), "proj:": ("npz",)}
+UPLOADS_KEY = "uploads"
+_UNDECODABLE = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError)
+
+
+def _parts_of(key: str) -> tuple[str, ...] | None:
+    return next((parts for prefix, parts in ENTRY_PARTS.items() if key.startswith(prefix)), None)
 
 
 class ArtefactStore:
     """diskcache-backed store. Safe to share between the server and its background processes
-    (diskcache uses SQLite with file locking)."""
+    (diskcache uses SQLite with file locking).
+
+    Multi-part entries (a result's codes + metrics + meta, a data set's arrays + names, and the
+    index that lists them) are written inside one diskcache transaction, i.e. one SQLite
+    transaction: a process killed half-way leaves none of the entry, and other processes never
+    see half of it. An entry left partial anyway (written by an older version, or a value file
+    lost) reads as missing -- ``get_*`` return None, ``key in store`` is False -- and is deleted,
+    so the caller recomputes it. :meth:`cleanup` checks the whole store; run it at start.
+    """
 
     def __init__(self, directory: str):
         import diskcache
@@ -114,39 +140,104 @@ class ArtefactStore:
 
     def get_arrays(self, key: str) -> dict[str, np.ndarray] | None:
         data = self.cache.get(key + ":npz")
-        return None if not isinstance(data, bytes) else bytes_to_arrays(data)
+        if not isinstance(data, bytes):
+            return None
+        try:
+            return bytes_to_arrays(data)
+        except _UNDECODABLE:  # truncated or foreign bytes: as good as missing
+            return None
 
     def put_json(self, key: str, value) -> None:
         self.cache.set(key + ":json", json.dumps(value, default=_to_json))
 
     def get_json(self, key: str):
         text = self.cache.get(key + ":json")
-        return None if not isinstance(text, str) else json.loads(text)
+        if not isinstance(text, str):
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return None
 
     def __contains__(self, key: str) -> bool:
-        return (key + ":json") in self.cache or (key + ":npz") in self.cache
+        parts = _parts_of(key)
+        if parts is None:
+            return (key + ":json") in self.cache or (key + ":npz") in self.cache
+        return all(f"{key}:{part}" in self.cache for part in parts)
+
+    has = __contains__
+
+    # -- multi-part entries -------------------------------------------------------------------
+    def _put_entry(self, key: str, arrays: dict | None = None, value=None, then=None) -> None:
+        """Write an entry's parts (and ``then()``, e.g. an index update) atomically."""
+        blob = None if arrays is None else arrays_to_bytes(arrays)  # encode outside the lock
+        text = None if value is None else json.dumps(value, default=_to_json)
+        with self.cache.transact():
+            self._write_parts(key, blob, text)
+            if then is not None:
+                then()
+
+    def _write_parts(self, key: str, blob: bytes | None, text: str | None) -> None:
+        """The entry's parts one after the other; only ever called inside a transaction."""
+        if blob is not None:
+            self.cache.set(key + ":npz", blob)
+        if text is not None:
+            self.cache.set(key + ":json", text)
+
+    def _get_entry(self, key: str):
+        """(arrays or None, json value or None) of a whole entry, or None when it is missing
+        or partial (a partial entry is deleted)."""
+        parts = _parts_of(key) or ("npz", "json")
+        got = self._read_parts(key, parts)
+        if got is not None:
+            return got
+        if not any(f"{key}:{part}" in self.cache for part in parts):
+            return None
+        # Partial as read: a writer may have committed between our reads, so decide under the
+        # write lock, where nothing changes.
+        with self.cache.transact():
+            got = self._read_parts(key, parts)
+            if got is None:
+                self._delete_entry(key)
+            return got
+
+    def _read_parts(self, key: str, parts):
+        arrays = self.get_arrays(key) if "npz" in parts else None
+        value = self.get_json(key) if "json" in parts else None
+        if ("npz" in parts and arrays is None) or ("json" in parts and value is None):
+            return None
+        return arrays, value
+
+    def _delete_entry(self, key: str) -> None:
+        for part in ("npz", "json"):
+            self.cache.delete(f"{key}:{part}")
 
     # -- model results ----------------------------------------------------------------------
     def put_result(self, key: str, codes: np.ndarray, metrics: dict | None, meta: dict,
                    extra_arrays: dict[str, np.ndarray] | None = None) -> None:
         arrays = {"codes": np.asarray(codes, dtype=np.int16 if np.max(codes, initial=0) < 2**15 else np.int64)}
         arrays.update(extra_arrays or {})
-        self.put_arrays(key, arrays)
         meta = dict(meta, created=time.time())
-        self.put_json(key, {"meta": meta, "metrics": metrics})
         fp = meta.get("fingerprint")
-        if fp:
-            with self.cache.transact():
+
+        def index_it():
+            if fp:
                 index = self.get_json("index:" + fp) or {}
                 index[key] = {"model": meta.get("model"), "params": meta.get("params"),
                               "created": meta["created"]}
                 self.put_json("index:" + fp, index)
 
+        self._put_entry(key, arrays, {"meta": meta, "metrics": metrics}, then=index_it)
+
     def get_result(self, key: str) -> dict | None:
-        """{"codes": (n, D) int64, "metrics": dict | None, "meta": dict, **extra arrays} or None."""
-        info = self.get_json(key)
-        arrays = self.get_arrays(key)
-        if info is None or arrays is None:
+        """{"codes": (n, D) int64, "metrics": dict | None, "meta": dict, **extra arrays} or None
+        (also when only part of the result is stored: the caller retrains)."""
+        got = self._get_entry(key)
+        if got is None:
+            return None
+        arrays, info = got
+        if "codes" not in arrays or not isinstance(info, dict):
+            self._delete_entry(key)
             return None
         arrays["codes"] = arrays["codes"].astype(np.int64)
         return dict(arrays, metrics=info.get("metrics"), meta=info.get("meta", {}))
@@ -154,7 +245,7 @@ class ArtefactStore:
     def results_for(self, fingerprint: str) -> dict[str, dict]:
         """Cached results of a data set: key -> {"model", "params", "created"}, oldest first."""
         index = self.get_json("index:" + fingerprint) or {}
-        alive = {k: v for k, v in index.items() if (k + ":json") in self.cache}
+        alive = {k: v for k, v in index.items() if k in self}
         return dict(sorted(alive.items(), key=lambda kv: kv[1].get("created", 0)))
 
     # -- projections ------------------------------------------------------------------------
@@ -163,27 +254,133 @@ class ArtefactStore:
 
     def get_projection(self, key: str) -> np.ndarray | None:
         arrays = self.get_arrays(key)
-        return None if arrays is None else arrays["xy"]
+        return None if arrays is None or "xy" not in arrays else arrays["xy"]
 
     # -- data sets (uploads) ------------------------------------------------------------------
-    def put_dataset(self, dataset) -> str:
-        """Store an uploaded Dataset; returns its fingerprint (its key in the store)."""
+    def put_dataset(self, dataset, filename: str | None = None) -> str:
+        """Store an uploaded Dataset; returns its fingerprint (its key in the store).
+
+        With ``filename`` the data set is also listed in the uploads index (:meth:`uploads`),
+        in the same transaction, so it can never be stored but unlisted.
+        """
         fp = dataset_fingerprint(dataset)
-        self.put_arrays("dataset:" + fp, {"X": np.asarray(dataset.X, dtype=np.float32)})
-        self.put_json("dataset:" + fp, {"name": dataset.name, "names": list(dataset.names),
-                                       "labels": dataset.labels, "metric": dataset.metric,
-                                       "description": dataset.description})
+        X = np.asarray(dataset.X, dtype=np.float32)
+        info = {"name": dataset.name, "names": list(dataset.names), "labels": dataset.labels,
+                "metric": dataset.metric, "description": dataset.description,
+                "filename": filename or _filename_of(dataset.name), "n": int(X.shape[0]),
+                "d": int(X.shape[1])}
+
+        def list_it():
+            if filename is not None:
+                self._list_upload(fp, info)
+
+        self._put_entry("dataset:" + fp, {"X": X}, info, then=list_it)
         return fp
+
+    def add_upload(self, dataset, filename: str) -> str:
+        """Store an uploaded data set and list it in the uploads index, atomically."""
+        return self.put_dataset(dataset, filename=filename)
+
+    def uploads(self) -> dict[str, dict]:
+        """The uploads index, fingerprint -> {"filename", "n", "d"}, of data sets stored whole."""
+        index = self.get_json(UPLOADS_KEY) or {}
+        return {fp: v for fp, v in index.items() if ("dataset:" + fp) in self}
+
+    def _list_upload(self, fp: str, info: dict) -> None:
+        index = self.get_json(UPLOADS_KEY) or {}
+        index[fp] = {"filename": info["filename"], "n": info["n"], "d": info["d"]}
+        self.put_json(UPLOADS_KEY, index)
 
     def get_dataset(self, fingerprint: str):
         from hkd_core.datasets.base import Dataset
 
-        info = self.get_json("dataset:" + fingerprint)
-        arrays = self.get_arrays("dataset:" + fingerprint)
-        if info is None or arrays is None:
+        got = self._get_entry("dataset:" + fingerprint)
+        if got is None:
             return None
-        return Dataset(name=info["name"], X=arrays["X"], names=info["names"], labels=info["labels"],
-                       metric=info["metric"], description=info.get("description", ""))
+        arrays, info = got
+        try:
+            return Dataset(name=info["name"], X=arrays["X"], names=info["names"], labels=info["labels"],
+                           metric=info["metric"], description=info.get("description", ""))
+        except (KeyError, TypeError, ValueError):
+            self._delete_entry("dataset:" + fingerprint)
+            return None
+
+    # -- integrity ----------------------------------------------------------------------------
+    def cleanup(self, fix_files: bool = True) -> dict:
+        """Integrity pass, meant to run once at start (before serving requests).
+
+        * deletes partial entries (a result, data set or projection missing a part, or whose
+          bytes do not decode);
+        * lists every stored data set in the uploads index (one stored but not listed -- a kill
+          between the two writes of an older version -- is listed again under its file name)
+          and drops index entries whose data set is gone; likewise for each data set's index of
+          results;
+        * with ``fix_files``, diskcache's own check removes value files no row refers to (left
+          by a kill while a large value was being written) and rows whose file is gone. A
+          writer in another process stores a large value's file just before its row, so run
+          this while no other process writes, or pass ``fix_files=False``.
+
+        Returns what it did: {"removed": [partial entry keys], "listed": [fps put back in the
+        uploads index], "unlisted": [fps taken out of it], "reindexed": [fps whose index of
+        results changed], "files": [diskcache's warnings]}.
+        """
+        import diskcache
+
+        report = {"removed": [], "listed": [], "unlisted": [], "reindexed": [], "files": []}
+        if fix_files:
+            try:
+                report["files"] = [str(w.message) for w in self.cache.check(fix=True)]
+            except (diskcache.Timeout, sqlite3.OperationalError) as err:  # busy: next time
+                report["files"] = [f"skipped: the cache was busy ({err})"]
+        bases = set()
+        for stored in list(self.cache.iterkeys()):
+            if isinstance(stored, str):
+                base, _, part = stored.rpartition(":")
+                if part in ("npz", "json") and _parts_of(base) is not None:
+                    bases.add(base)
+        whole = {}
+        for base in sorted(bases):
+            got = self._get_entry(base)  # deletes the entry when partial or undecodable
+            if got is None:
+                report["removed"].append(base)
+            else:
+                whole[base] = got
+        datasets = {b.split(":", 1)[1]: got for b, got in whole.items() if b.startswith("dataset:")}
+        results = {b: (v.get("meta") or {}) for b, (_, v) in whole.items()
+                   if b.startswith("result:") and isinstance(v, dict)}
+        with self.cache.transact():  # entries written meanwhile are whole: `in self` sees them
+            index = self.get_json(UPLOADS_KEY) or {}
+            for fp in list(index):
+                if fp not in datasets and ("dataset:" + fp) not in self:
+                    del index[fp]
+                    report["unlisted"].append(fp)
+            for fp, (arrays, info) in datasets.items():
+                if fp not in index:
+                    index[fp] = {"filename": info.get("filename") or _filename_of(str(info.get("name", fp))),
+                                 "n": int(arrays["X"].shape[0]), "d": int(arrays["X"].shape[1])}
+                    report["listed"].append(fp)
+            if report["listed"] or report["unlisted"]:
+                self.put_json(UPLOADS_KEY, index)
+            by_fp: dict[str, dict] = {}
+            for key, meta in results.items():
+                if meta.get("fingerprint"):
+                    by_fp.setdefault(meta["fingerprint"], {})[key] = meta
+            stored_indexes = {k.rpartition(":")[0].split(":", 1)[1] for k in self.cache.iterkeys()
+                              if isinstance(k, str) and k.startswith("index:") and k.endswith(":json")}
+            for fp in sorted(stored_indexes | set(by_fp)):
+                old = self.get_json("index:" + fp) or {}
+                new = {k: v for k, v in old.items() if k in results or k in self}
+                for key, meta in by_fp.get(fp, {}).items():
+                    new.setdefault(key, {"model": meta.get("model"), "params": meta.get("params"),
+                                         "created": meta.get("created", 0)})
+                if new != old:
+                    self.put_json("index:" + fp, new)
+                    report["reindexed"].append(fp)
+        return report
 
     def close(self) -> None:
         self.cache.close()
+
+
+def _filename_of(name: str) -> str:
+    return name[len("upload:"):] if name.startswith("upload:") else name

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hkd_core.datasets.base import METRICS, Dataset
+from hkd_core.npyio import NPY_HEADER_LOCK
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -73,7 +74,7 @@ def parse_embedding_upload(
         raise UploadError(f"metric must be one of {METRICS} or None, got {metric!r}")
     if not isinstance(max_bytes, int) or max_bytes < 1:
         raise UploadError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    filename = os.path.basename(str(filename or "").replace("\\", "/")).strip()
+    filename = _check_filename(filename)
     if not filename:
         raise UploadError("the upload has no file name, so its format is unknown")
     ext = _extension(filename)
@@ -115,6 +116,23 @@ def parse_embedding_upload(
     )
 
 
+def _check_filename(filename) -> str:
+    """The upload's base name. dcc.Upload sends a list of names when ``multiple=True``: a list
+    of one name is that name; anything else that is not a string is refused."""
+    if isinstance(filename, (list, tuple)):
+        if len(filename) != 1:
+            raise UploadError(
+                f"upload one file at a time (got {len(filename)} file names)" if filename
+                else "the upload has no file name, so its format is unknown"
+            )
+        filename = filename[0]
+    if filename is None:
+        filename = ""
+    if not isinstance(filename, str):
+        raise UploadError(f"the upload's file name must be text, got {type(filename).__name__}")
+    return os.path.basename(filename.replace("\\", "/")).strip()
+
+
 def decode_upload_content(content: bytes | str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
     """Bytes of an upload given as bytes or as a dcc.Upload data URL string."""
     if content is None:
@@ -144,29 +162,36 @@ def decode_upload_content(content: bytes | str, max_bytes: int = MAX_UPLOAD_BYTE
 def _parse_text_table(filename, data, ext, max_rows, max_columns, warnings):
     """(X, names, labels, dimension names) of a CSV/TSV/TXT upload.
 
-    The file's layout (header, name/label columns) is read from its first rows as text; the whole
-    file is then parsed with typed columns, which is several times faster than text cells. When
-    that typed parse fails or disagrees, the file is re-read as text cells, whose slower path
-    names the offending row, line and column.
+    The layout (separator, word2vec preamble, header, name/label columns) is read from the first
+    rows; a file longer than that is then parsed once by pandas' C reader with float feature
+    columns. Any sign of trouble in that parse (a parser error, a missing value, a short row)
+    sends the file to the text path, which scans it cell by cell to name the offending row,
+    line and column. Small files always take the text path.
     """
-    text, lines, skip, sep = _decode_text(filename, data, ext, max_rows, warnings)
-    n_records = _check_ragged(filename, text, lines, sep, skip)
-    whole = n_records <= _HEAD_ROWS
-    head = _text_cells(filename, text, sep, skip, ext, None if whole else _HEAD_ROWS)
-    if len(head) == 0 and whole:
+    text, skip, sep, n_lines = _decode_text(filename, data, ext, max_rows, warnings)
+    if n_lines > skip + _HEAD_ROWS + 1:  # more lines than the head: try one typed parse
+        try:
+            head = _text_cells(filename, data, sep, skip, ext, _HEAD_ROWS + 1)
+        except UploadError:
+            head = None  # the text path explains it
+        if head is not None and len(head) > 1:
+            if head.shape[1] > max_columns + 2:  # +2: a name and a label column are not dimensions
+                raise UploadError(f"{filename!r} has {head.shape[1]:,} columns; the limit is {max_columns:,}")
+            typed = _typed_text_table(data, sep, skip, _split_header(head), warnings)
+            if typed is not None:
+                return typed
+    _check_ragged(filename, text, text.splitlines(), sep, skip)
+    table = _text_cells(filename, data, sep, skip, ext, None)
+    if len(table) == 0:
         raise UploadError(f"{filename!r} is empty (no rows)")
-    if head.shape[1] > max_columns + 2:  # +2: a name and a label column are not dimensions
-        raise UploadError(f"{filename!r} has {head.shape[1]:,} columns; the limit is {max_columns:,}")
-    if not whole and len(head):
-        head = _split_header(head)
-        typed = _typed_text_table(text, sep, head, n_records, warnings)
-        if typed is not None:
-            return typed
-    table = _split_header(head if whole else _text_cells(filename, text, sep, skip, ext, None))
-    return _table_columns(filename, table, True, warnings)
+    if table.shape[1] > max_columns + 2:
+        raise UploadError(f"{filename!r} has {table.shape[1]:,} columns; the limit is {max_columns:,}")
+    return _table_columns(filename, _split_header(table), True, warnings)
 
 
 def _decode_text(filename, data, ext, max_rows, warnings):
+    """(text, lines to skip before the table, separator, number of newlines) after checking
+    that the file is text."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -174,31 +199,45 @@ def _decode_text(filename, data, ext, max_rows, warnings):
             f"{filename!r} is not UTF-8 text (undecodable byte at offset {err.start}); "
             f"is it a binary file with a {ext} extension?"
         ) from None
-    if "\x00" in text:
+    if b"\x00" in data:
         raise UploadError(f"{filename!r} contains NUL bytes: it is a binary file, not {ext} text")
-    if not text.strip():
+    if not text or text.isspace():
         raise UploadError(f"{filename!r} is empty (no rows)")
-    if text.count("\n") > max_rows + 2:
+    n_lines = data.count(b"\n")
+    if n_lines > max_rows + 2:
         raise UploadError(f"{filename!r} has more than {max_rows:,} rows (the limit is {max_rows:,})")
 
-    lines = text.splitlines()
+    lines = _leading_lines(text, 3)
     first = next(i for i, line in enumerate(lines) if line.strip())
     skip = first
     if _is_word2vec_preamble(lines, first):
         skip = first + 1
         warnings.append(f"line {first + 1} ('{lines[first].strip()}') looks like a word2vec header and was skipped")
     sep = _separator(ext, lines[skip] if skip < len(lines) else "")
-    return text, lines, skip, sep
+    return text, skip, sep, n_lines
 
 
-def _text_cells(filename, text, sep, skip, ext, nrows) -> pd.DataFrame:
+def _leading_lines(text: str, nonblank: int) -> list[str]:
+    """The file's first lines (as ``str.splitlines`` splits them), up to and including its
+    ``nonblank``-th non-blank line, without splitting the whole text."""
+    size = 1 << 16
+    while size < len(text):
+        lines = text[:size].splitlines()[:-1]  # the last line may be cut
+        if sum(1 for line in lines if line.strip()) >= nonblank:
+            return lines
+        size *= 8
+    return text.splitlines()
+
+
+def _text_cells(filename, data: bytes, sep, skip, ext, nrows) -> pd.DataFrame:
     """Cells as stripped strings, blank lines dropped; the index is each row's 0-based line."""
     try:
         frame = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(data),
+            encoding="utf-8-sig",
             sep=sep,
             header=None,
-            dtype=object,
+            dtype="str",  # pandas >= 3: Arrow strings, whose strip and compare are vectorised
             keep_default_na=False,
             skip_blank_lines=False,  # keeps the index equal to line numbers
             skiprows=skip,
@@ -215,8 +254,9 @@ def _text_cells(filename, text, sep, skip, ext, nrows) -> pd.DataFrame:
     return frame.loc[~frame.eq("").all(axis=1)]
 
 
-def _typed_text_table(text, sep, head: pd.DataFrame, n_records: int, warnings):
-    """Parse the whole file with float feature columns, or None to fall back to text cells."""
+def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings):
+    """Parse the whole file once with float feature columns, or None to fall back to text cells
+    (on a parser error, a missing value or a short row: the text path names the culprit)."""
     if len(head) == 0:
         return None
     header = head.attrs.get("header", False)
@@ -225,37 +265,38 @@ def _typed_text_table(text, sep, head: pd.DataFrame, n_records: int, warnings):
     if not roles["features"]:
         return None
     position = {col: j for j, col in enumerate(head.columns)}
-    text_cols = [c for c in (roles["name"], roles["label"]) if c is not None]
-    ignored = [c for c in head.columns if c not in roles["features"] and c not in text_cols]
+    text_cols = [c for c in head.columns if c not in roles["features"]]
     dtypes = {position[c]: np.float64 for c in roles["features"]}
-    dtypes.update({position[c]: object for c in text_cols + ignored})
-    # head is the body after _split_header: its first index is the first data line
-    first_line = int(head.index[0])
+    dtypes.update({position[c]: "str" for c in text_cols})
     try:
         typed = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(data),
+            encoding="utf-8-sig",
             sep=sep,
-            header=None,
+            header=0 if header else None,  # the header record itself, however it is quoted
             names=list(range(head.shape[1])),
-            skiprows=first_line,
+            skiprows=skip,
             dtype=dtypes,
             keep_default_na=False,
-            na_values={position[c]: sorted({v for w in _NA_WORDS for v in (w, w.upper(), w.capitalize())})
-                       for c in roles["features"]},
+            na_values={position[c]: [""] for c in roles["features"]},
             skip_blank_lines=True,
             engine="c",
             quotechar='"',
         )
     except (ValueError, pd.errors.ParserError):
         return None
-    if len(typed) != n_records - (1 if header else 0):
-        return None  # e.g. whitespace-only lines: the text path decides what they are
+    if len(typed) == 0:
+        return None
     typed.columns = list(head.columns)
+    X = typed[roles["features"]].to_numpy(dtype=np.float64)
+    if np.isnan(X).any() or any(typed[c].isna().any() for c in text_cols):
+        return None  # a missing value or a short row: the text path says which
     features = _drop_pandas_index(typed, roles["features"], head_warnings)
     if not features:
         return None
+    if len(features) != len(roles["features"]):
+        X = X[:, 1:]
     warnings.extend(head_warnings)
-    X = typed[features].to_numpy(dtype=np.float64)
     names = labels = None
     if roles["name"] is not None:
         names = _text_values(typed[roles["name"]], roles["name"], "name", warnings)
@@ -389,17 +430,19 @@ def _table_columns(filename, frame: pd.DataFrame, index_is_line: bool, warnings)
 
 def _text_values(values: pd.Series, col, role: str, warnings) -> list[str]:
     """Names or labels as strings; empty cells get a placeholder and a warning."""
-    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
-    empty = (text == "").to_numpy()
+    text = values.where(values.notna(), "").astype(str).str.strip().tolist()
+    empty = [i for i, v in enumerate(text) if not v]
     if role == "name":
-        out = [f"row_{i}" if e else v for i, (v, e) in enumerate(zip(text, empty))]
+        for i in empty:
+            text[i] = f"row_{i}"
         what = f"without a name in column {col!r} are called row_<index>"
     else:
-        out = ["(missing)" if e else v for v, e in zip(text, empty)]
+        for i in empty:
+            text[i] = "(missing)"
         what = f"without a label in column {col!r} are labelled '(missing)'"
-    if empty.any():
-        warnings.append(f"{_count(int(empty.sum()), 'row')} {what}")
-    return out
+    if empty:
+        warnings.append(f"{_count(len(empty), 'row')} {what}")
+    return text
 
 
 def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool = True) -> dict:
@@ -496,11 +539,12 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
     buf = io.BytesIO(data)
     # Read the header first so that type and size are checked before any data is allocated.
     try:
-        version = np.lib.format.read_magic(buf)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+        with NPY_HEADER_LOCK:  # numpy's header parser is not safe in many threads at once
+            version = np.lib.format.read_magic(buf)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
     except (ValueError, OSError, EOFError, SyntaxError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file (unreadable header: {err})") from None
     if dtype.hasobject:
@@ -521,7 +565,8 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
     _check_shape(filename, tuple(shape), max_rows, max_columns)
     buf.seek(0)
     try:
-        array = np.load(buf, allow_pickle=False)
+        with NPY_HEADER_LOCK:
+            array = np.load(buf, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file ({err})") from None
     return np.asarray(array, dtype=np.float64)
@@ -592,6 +637,8 @@ def _unique_names(names, n, warnings) -> list[str]:
     """Names identify entities in search and tables, so duplicates get a '#2', '#3' suffix."""
     if names is None:
         return [f"row_{i}" for i in range(n)]
+    if len(set(names)) == len(names):
+        return list(names)
     counts: dict[str, int] = {}
     taken = set(names)
     out = []

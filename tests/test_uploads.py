@@ -313,3 +313,50 @@ def test_typed_fast_path_matches_text_path(monkeypatch, filename, content):
     text_path = outcome()
     monkeypatch.setattr(uploads, "_HEAD_ROWS", 2)
     assert outcome() == text_path
+
+
+def test_filename_must_be_one_string():
+    """dcc.Upload(multiple=True) sends lists: ['v.csv'] used to give "unsupported file type '.csv']'"."""
+    ds = parse_embedding_upload(["v.csv"], b"1,2\n3,4\n")
+    assert ds.extra["filename"] == "v.csv" and ds.X.shape == (2, 2)
+    assert parse_embedding_upload(("v.csv",), b"1,2\n3,4\n").name == "upload:v.csv"
+    message = upload_error(["a.csv", "b.csv"], b"1,2\n3,4\n")
+    assert "one file at a time" in message and "2 file names" in message and "']" not in message
+    assert "no file name" in upload_error([], b"1,2\n3,4\n")
+    assert "no file name" in upload_error(None, b"1,2\n3,4\n")
+    assert "file name must be text, got int" in upload_error(12, b"1,2\n3,4\n")
+    assert "file name must be text, got bytes" in upload_error(b"v.csv", b"1,2\n3,4\n")
+    assert "file name must be text, got dict" in upload_error([{"name": "v.csv"}], b"1,2\n3,4\n")
+
+
+def test_big_csv_is_parsed_by_pandas_without_hand_scans(monkeypatch):
+    """A good CSV longer than the head is read by pandas (its first rows, then the whole file
+    once with typed columns): no line-by-line scan in Python. Errors still name their line."""
+    import hkd_core.uploads as uploads
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(3000, 4)).round(4), columns=list("abcd"))
+    frame.insert(0, "name", [f"w{i}" for i in range(3000)])
+    good = frame.to_csv(index=False).encode()
+    calls = []
+    real_read_csv = pd.read_csv
+
+    def counting_read_csv(*args, **kwargs):
+        calls.append(kwargs.get("nrows"))
+        return real_read_csv(*args, **kwargs)
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the good path scanned the text by hand")
+
+    monkeypatch.setattr(uploads.pd, "read_csv", counting_read_csv)
+    monkeypatch.setattr(uploads, "_check_ragged", no_scan)
+    ds = parse_embedding_upload("big.csv", good)
+    assert ds.X.shape == (3000, 4) and ds.names[2999] == "w2999"
+    assert calls == [uploads._HEAD_ROWS + 1, None]
+    monkeypatch.undo()
+    lines = good.decode().splitlines()
+    lines[2500] = "w,1,2,oops,4"
+    message = upload_error("big.csv", ("\n".join(lines) + "\n").encode())
+    assert "column 'c'" in message and "row 2500" in message and "line 2501" in message
+    lines[2500] = "w,1,2,3"
+    assert "line 2501 has 4 fields but line 1 has 5" in upload_error("big.csv", ("\n".join(lines) + "\n").encode())
