@@ -32,6 +32,8 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     from hkd_core.models import MODEL_NAMES
 
     ws = Workspace(cache_dir, dataset_options, controls, projection)
+    # before any job runs: drop entries a killed process left half-written, relist uploads
+    ws.store.cleanup()
     choices = ws.dataset_choices()
     enabled = [o["value"] for o in choices if not o.get("disabled")]
     if not enabled:

@@ -162,14 +162,14 @@ class Workspace:
             label = DATASET_LABELS.get(name, name)
             opts.append({"label": label if ok else f"{label} (unavailable)", "value": name,
                          "disabled": not ok, "title": msg})
-        for fp, info in (self.store.get_json("uploads") or {}).items():
+        for fp, info in self.store.uploads().items():
             opts.append({"label": f"Upload: {info['filename']}", "value": "upload:" + fp})
         return opts
 
     def display_name(self, key: str) -> str:
         """What the page calls a data set: its label, or an upload's file name (never a key)."""
         if key.startswith("upload:"):
-            info = (self.store.get_json("uploads") or {}).get(key.split(":", 1)[1])
+            info = self.store.uploads().get(key.split(":", 1)[1])
             return f"upload {info['filename']}" if info else "an upload no longer in the cache"
         return DATASET_LABELS.get(key, key)
 
@@ -200,11 +200,7 @@ class Workspace:
             return self._fingerprints[key]
 
     def add_upload(self, dataset, filename: str) -> str:
-        fp = self.store.put_dataset(dataset)
-        with self.store.cache.transact():
-            uploads = self.store.get_json("uploads") or {}
-            uploads[fp] = {"filename": filename, "n": int(dataset.n), "d": int(dataset.X.shape[1])}
-            self.store.put_json("uploads", uploads)
+        fp = self.store.add_upload(dataset, filename)      # stored and listed in one transaction
         key = "upload:" + fp
         self._datasets[key] = dataset
         self._fingerprints[key] = fp
