@@ -8,7 +8,7 @@ from hkd_core.models import load_model, make_model
 from hkd_core.models.cut_tree import (HKDCutTree, _ncut, _refine, _spectral_rows,
                                       _sweep_bisection, affinity_graph, frontier_auc)
 
-FIXED = dict(K=4, D=4, branching=2, perplexity=5.0)
+FIXED = dict(K=4, D=4, branching=2, perplexity=5.0, split="spectral")
 
 
 def two_level(n_per: int = 40, seed: int = 0):
@@ -98,15 +98,20 @@ def test_auto_choice_happens_inside_fit_and_poincare():
     Xb = (X / 25.0).astype(np.float32)                 # inside the unit ball
     model = make_model("hkd-cuttree", K=4, D=3, metric="poincare").fit(Xb)
     assert {c["graph_metric"] for c in model.selection_} == {"poincare", "euclidean"}
-    assert len(model.selection_) == 2 * 2 * 2
+    # graph cuts: 2 branchings x 2 perplexities x 2 graph metrics; k-means splits: 2 branchings
+    assert len(model.selection_) == 2 * 2 * 2 + 2
+    assert {c["split"] for c in model.selection_} == {"spectral", "kmeans"}
     assert model.branching_ in (2, 4) and model.perplexity_ in (5.0, 10.0)
     np.testing.assert_array_equal(model.transform(Xb), model.codes_)
 
 
 def test_ablations_are_registered():
     X, _ = two_level(n_per=20)
-    km = make_model("hkd-cuttree-kmeans", **FIXED).fit(X)
-    nr = make_model("hkd-cuttree-no-refine", **FIXED).fit(X)
+    fixed = {k: v for k, v in FIXED.items() if k != "split"}
+    km = make_model("hkd-cuttree-kmeans", **fixed).fit(X)
+    nr = make_model("hkd-cuttree-no-refine", **fixed).fit(X)
+    sp = make_model("hkd-cuttree-spectral", **fixed).fit(X)
+    assert sp.model_name == "hkd-cuttree-spectral" and sp.split_ == "spectral"
     assert km.model_name == "hkd-cuttree-kmeans" and km.split == "kmeans"
     assert nr.model_name == "hkd-cuttree-no-refine" and nr.refine is False
     assert km.codes_.shape == nr.codes_.shape == (80, 4)

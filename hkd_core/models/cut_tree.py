@@ -19,13 +19,14 @@ eq. 11: digit d is fixed before digit d + 1 is looked at):
    p_{j|i} mass over its nearest training rows of that node (eq. 8 calibrated on those rows). A row
    equal to a training row gets that row's stored code, so ``transform(X_train) == codes_``.
 
-``perplexity="auto"`` / ``branching="auto"`` are chosen inside ``fit`` on the training rows only:
+``perplexity="auto"`` / ``branching="auto"`` / ``graph_metric="auto"`` / ``split="auto"`` (graph
+cut or plain k-means split in step 2, the tree and the descent unchanged) are chosen inside ``fit`` on the training rows only:
 each candidate is fitted on 75 % of them and scored on the other 25 % (their codes from
 ``transform``, their neighbours among themselves) by the area under the share-vs-reduction frontier
 (``frontier_auc``); the winner is refitted on all training rows.
 
-Ablations (``split="kmeans"``: k-means splits instead of graph cuts, same tree and descent;
-``refine=False``: spectral split without the Ncut moves) are registered as models of their own.
+Ablations (``split="kmeans"``: always k-means splits; ``split="spectral"``: always graph cuts;
+``refine=False``: graph cuts without the Ncut moves) are registered as models of their own.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from hkd_core.models.exemplars import calibrate_affinities, input_distances, nei
 from hkd_core.models.torch_utils import check_features
 
 METRICS = ("euclidean", "poincare")
-SPLITS = ("spectral", "kmeans")
+SPLITS = ("auto", "spectral", "kmeans")
 AUTO_PERPLEXITIES = (5.0, 10.0)
 AUTO_BRANCHINGS = (2, 4)
 MAX_K = 1024
@@ -106,7 +107,9 @@ def _spectral_rows(W: sparse.csr_matrix, n_vec: int, seed: int) -> np.ndarray:
         d = A.sum(1)
         s = 1.0 / np.sqrt(d)
         M = A * s[:, None] * s[None, :]
-        vals, vecs = np.linalg.eigh(M)
+        from scipy.linalg import eigh
+        lo = max(0, n - n_vec - 1)
+        vals, vecs = eigh(M, subset_by_index=[lo, n - 1])
         vecs = vecs[:, ::-1][:, 1:n_vec + 1]
     else:
         from scipy.sparse.linalg import LinearOperator, eigsh
@@ -229,7 +232,8 @@ class HKDCutTree(CodeModel):
         "euclidean" or "poincare".
     graph_metric : distance of the eq. 8 affinities that are cut: "euclidean", "poincare" (only
         with metric="poincare") or "auto" (for Poincare rows both are tried in fit).
-    split : "spectral" (normalised cut; the method) or "kmeans" (ablation: k-means splits).
+    split : "spectral" (normalised cuts), "kmeans" (k-means splits, same tree and descent) or
+        "auto" (both tried in fit, chosen on the held-out training rows like branching).
     refine : greedy Ncut moves after the spectral split (ablation: False).
     balance : smallest child of a two-way split as a fraction of its node (2 * balance / b for b
         children); cuts that peel off a tiny well-separated group save neighbours but barely
@@ -244,10 +248,12 @@ class HKDCutTree(CodeModel):
     def model_name(self) -> str:
         if self.split == "kmeans":
             return "hkd-cuttree-kmeans"
-        return "hkd-cuttree" if self.refine else "hkd-cuttree-no-refine"
+        if self.split == "spectral":
+            return "hkd-cuttree-spectral" if self.refine else "hkd-cuttree-no-refine"
+        return "hkd-cuttree"
 
     def __init__(self, K: int = 16, D: int = 16, branching="auto", perplexity="auto",
-                 metric: str = "euclidean", graph_metric="auto", split: str = "spectral",
+                 metric: str = "euclidean", graph_metric="auto", split: str = "auto",
                  refine: bool = True,
                  balance: float = 0.3, min_size: int = 4, n_vote: int = 10,
                  holdout: float = 0.25, seed: int = 0):
@@ -288,20 +294,32 @@ class HKDCutTree(CodeModel):
         check_float("holdout", self.holdout, 0.05, 0.5)
         check_int("seed", self.seed, 0)
 
-    def _candidates(self) -> list[tuple[int, float, str]]:
+    def _candidates(self) -> list[tuple]:
         bs = [b for b in AUTO_BRANCHINGS if b <= self.K] if self.branching == "auto" \
             else [int(self.branching)]
         ps = list(AUTO_PERPLEXITIES) if self.perplexity == "auto" else [float(self.perplexity)]
-        if self.split == "kmeans" and self.perplexity == "auto":
-            ps = [10.0]          # k-means splits use the affinities only for the descent
         if self.graph_metric != "auto":
             gs = [self.graph_metric]
         else:
             gs = ["poincare", "euclidean"] if self.metric == "poincare" else ["euclidean"]
-        return [(b, p, g) for b in bs for p in ps for g in gs]
+        splits = ["spectral", "kmeans"] if self.split == "auto" else [self.split]
+        out = []
+        for sp in splits:
+            # k-means splits use the affinities only for the descent: one perplexity, one graph
+            for b in bs:
+                for p in (ps if sp == "spectral" else ps[-1:]):
+                    for g in (gs if sp == "spectral" else gs[-1:]):
+                        out.append((b, p, g, sp))
+        return out
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "HKDCutTree":
+        # small per-node eigenproblems and k-means runs: extra BLAS / OpenMP threads only contend
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1):
+            return self._fit(X, progress)
+
+    def _fit(self, X, progress) -> "HKDCutTree":
         self._validate_params()
         X = check_X(X)
         if self.metric == "poincare" and np.any(np.linalg.norm(X, axis=1) >= 1.0):
@@ -314,23 +332,27 @@ class HKDCutTree(CodeModel):
             rng = np.random.default_rng(self.seed)
             perm = rng.permutation(n)
             hold, inner = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
-            for b, p, g in cands:
+            for b, p, g, sp in cands:
+                self.split_ = sp
                 self._grow(X[inner], b, p, g)
                 codes = self.transform(X[hold])
                 s, r = prefix_frontier(codes, X[hold], self.metric)
                 self.selection_.append({"branching": b, "perplexity": p, "graph_metric": g,
+                                        "split": sp,
                                         "holdout_auc": frontier_auc(s, r)})
             best = max(self.selection_, key=lambda c: c["holdout_auc"])
-            b, p, g = best["branching"], best["perplexity"], best["graph_metric"]
+            b, p, g, sp = (best["branching"], best["perplexity"], best["graph_metric"],
+                           best["split"])
         else:
-            b, p, g = cands[0]
+            b, p, g, sp = cands[0]
+        self.split_ = sp
         self.branching_, self.perplexity_, self.graph_metric_ = int(b), float(p), g
         self._grow(X, self.branching_, self.perplexity_, g, progress)
         return self
 
     def _split_node(self, X: np.ndarray, W: sparse.csr_matrix, b: int) -> np.ndarray:
         n = len(X)
-        if self.split == "kmeans":
+        if self.split_ == "kmeans":
             km = KMeans(n_clusters=b, n_init=3, random_state=self.seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -420,6 +442,11 @@ class HKDCutTree(CodeModel):
 
     # -- coding new rows ----------------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1):
+            return self._transform(X)
+
+    def _transform(self, X) -> np.ndarray:
         X = check_features(self, X)
         if self.metric == "poincare" and np.any(np.linalg.norm(X, axis=1) >= 1.0):
             raise ValueError("metric='poincare' needs every row inside the unit ball (norm < 1)")
@@ -472,7 +499,8 @@ class HKDCutTree(CodeModel):
         return {"X_train": self.X_train_, "centroids": self.centroids_, "children": self.children_,
                 "perplexity_used": np.asarray(self.perplexity_used_),
                 "branching_used": np.asarray(self.branching_),
-                "graph_metric_used": np.asarray(self.graph_metric_)}
+                "graph_metric_used": np.asarray(self.graph_metric_),
+                "split_used": np.asarray(self.split_)}
 
     def _set_state(self, state: dict, n_features: int) -> None:
         self._validate_params()
@@ -482,6 +510,7 @@ class HKDCutTree(CodeModel):
         self.perplexity_used_ = self.perplexity_ = float(state["perplexity_used"])
         self.branching_ = int(state["branching_used"])
         self.graph_metric_ = str(state["graph_metric_used"])
+        self.split_ = str(state["split_used"])
         self.codes_ = np.asarray(self.codes_, dtype=np.int64)
         self.history_ = []
         self._index_training_rows()
