@@ -127,6 +127,8 @@ def build(key: str, metric: str, seed: int, dataset: str):
     base = dict(K=16, D=D, seed=seed, metric=geo)
     if key == "cut":
         return make_model("hkd-cuttree", **base)
+    if key == "cut-vote":          # always the p_{j|i} vote descent
+        return make_model("hkd-cuttree", **base, descent="vote")
     if key == "cut-spectral":
         return make_model("hkd-cuttree-spectral", **base)
     if key == "cut-kmeans":
@@ -185,7 +187,7 @@ def main():
                 vals.append(v)
                 secs.append(sec)
                 if hasattr(model, "branching_"):
-                    chosen.append(f"{model.split_[0]}b{model.branching_}"
+                    chosen.append(f"{model.split_[0]}{model.descent_[0]}b{model.branching_}"
                                   f"p{model.perplexity_:g}{model.graph_metric_[0]}")
             v = np.asarray(vals)
             cells = [f"{np.nanmean(v[:, j]):.3f}+-{np.nanstd(v[:, j]):.3f}" for j in range(3)]

@@ -50,8 +50,12 @@ def test_transform_training_rows_reproduces_codes(fitted):
     np.testing.assert_array_equal(model.transform(X), model.codes_)
 
 
-def test_new_rows_descend_to_their_cluster(fitted):
-    model, X, y = fitted
+@pytest.mark.parametrize("descent", ["vote", "centroid"])
+def test_new_rows_descend_to_their_cluster(descent):
+    X, y = two_level()
+    model = HKDCutTree(**FIXED, descent=descent).fit(X)
+    assert model.descent_ == descent
+    np.testing.assert_array_equal(model.transform(X), model.codes_)
     Xn, yn = two_level(n_per=5, seed=7)
     codes = model.transform(Xn)
     for c in range(4):
@@ -99,8 +103,9 @@ def test_auto_choice_happens_inside_fit_and_poincare():
     model = make_model("hkd-cuttree", K=4, D=3, metric="poincare").fit(Xb)
     assert {c["graph_metric"] for c in model.selection_} == {"poincare", "euclidean"}
     # graph cuts: 2 branchings x 2 perplexities x 2 graph metrics; k-means splits: 2 branchings
-    assert len(model.selection_) == 2 * 2 * 2 + 2
     assert {c["split"] for c in model.selection_} == {"spectral", "kmeans"}
+    assert len(model.selection_) == 2 * (2 * 2 * 2 + 2)           # x 2 descents, no refit
+    assert model.descent_ in ("vote", "centroid")
     assert model.branching_ in (2, 4) and model.perplexity_ in (5.0, 10.0)
     np.testing.assert_array_equal(model.transform(Xb), model.codes_)
 
@@ -129,7 +134,7 @@ def test_frontier_auc():
     ("K", 1), ("D", 0), ("branching", 1), ("branching", 8), ("perplexity", 1.0),
     ("perplexity", "high"), ("metric", "cosine"), ("split", "metis"), ("refine", "yes"),
     ("balance", 0.7), ("min_size", 1), ("n_vote", 0), ("holdout", 0.9), ("seed", -1),
-    ("graph_metric", "poincare"),
+    ("graph_metric", "poincare"), ("descent", "walk"),
 ])
 def test_bad_parameters_raise_naming_them(param, value):
     X, _ = two_level(n_per=5)

@@ -16,7 +16,8 @@ eq. 11: digit d is fixed before digit d + 1 is looked at):
    threshold sweep for two children, k-means on the normalised spectral rows for more), then
    greedy single-row moves that lower the node's Ncut (``refine``);
 3. new rows descend the tree: inside each node a row takes the child that holds most of its
-   p_{j|i} mass over its nearest training rows of that node (eq. 8 calibrated on those rows). A row
+   p_{j|i} mass over its nearest training rows of that node (eq. 8 calibrated on those rows), or
+   (``descent="centroid"``) the child with the nearest centroid, as hkm does. A row
    equal to a training row gets that row's stored code, so ``transform(X_train) == codes_``.
 
 ``perplexity="auto"`` / ``branching="auto"`` / ``graph_metric="auto"`` / ``split="auto"`` (graph
@@ -45,6 +46,7 @@ from hkd_core.models.torch_utils import check_features
 
 METRICS = ("euclidean", "poincare")
 SPLITS = ("auto", "spectral", "kmeans")
+DESCENTS = ("auto", "vote", "centroid")
 AUTO_PERPLEXITIES = (5.0, 10.0)
 AUTO_BRANCHINGS = (2, 4)
 MAX_K = 1024
@@ -239,6 +241,8 @@ class HKDCutTree(CodeModel):
         children); cuts that peel off a tiny well-separated group save neighbours but barely
         reduce the search, so the depth budget D would run out.
     min_size : a node with fewer rows is a leaf.
+    descent : how new rows find their child: "vote" (p_{j|i} mass of the nearest training rows
+        of the node), "centroid" (nearest child centroid, as hkm) or "auto" (scored in fit).
     n_vote : nearest training rows of a node whose p_{j|i} mass votes a new row's child.
     holdout : fraction of the training rows that scores the "auto" candidates.
     seed : k-means / eigen-solver / holdout seed.
@@ -254,7 +258,7 @@ class HKDCutTree(CodeModel):
 
     def __init__(self, K: int = 16, D: int = 16, branching="auto", perplexity="auto",
                  metric: str = "euclidean", graph_metric="auto", split: str = "auto",
-                 refine: bool = True,
+                 refine: bool = True, descent: str = "auto",
                  balance: float = 0.3, min_size: int = 4, n_vote: int = 10,
                  holdout: float = 0.25, seed: int = 0):
         self.K = K
@@ -265,6 +269,7 @@ class HKDCutTree(CodeModel):
         self.graph_metric = graph_metric
         self.split = split
         self.refine = refine
+        self.descent = descent
         self.balance = balance
         self.min_size = min_size
         self.n_vote = n_vote
@@ -289,6 +294,7 @@ class HKDCutTree(CodeModel):
         if not isinstance(self.refine, (bool, np.bool_)):
             raise ValueError(f"refine must be True or False, got {self.refine!r}")
         check_float("balance", self.balance, 0.0, 0.5)
+        check_choice("descent", self.descent, DESCENTS)
         check_int("min_size", self.min_size, 2)
         check_int("n_vote", self.n_vote, 1)
         check_float("holdout", self.holdout, 0.05, 0.5)
@@ -332,20 +338,24 @@ class HKDCutTree(CodeModel):
             rng = np.random.default_rng(self.seed)
             perm = rng.permutation(n)
             hold, inner = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+            descents = ["vote", "centroid"] if self.descent == "auto" else [self.descent]
             for b, p, g, sp in cands:
                 self.split_ = sp
                 self._grow(X[inner], b, p, g)
-                codes = self.transform(X[hold])
-                s, r = prefix_frontier(codes, X[hold], self.metric)
-                self.selection_.append({"branching": b, "perplexity": p, "graph_metric": g,
-                                        "split": sp,
-                                        "holdout_auc": frontier_auc(s, r)})
+                for de in descents:          # the descent needs no refit: score both
+                    self.descent_ = de
+                    codes = self._transform(X[hold])
+                    s, r = prefix_frontier(codes, X[hold], self.metric)
+                    self.selection_.append({"branching": b, "perplexity": p, "graph_metric": g,
+                                            "split": sp, "descent": de,
+                                            "holdout_auc": frontier_auc(s, r)})
             best = max(self.selection_, key=lambda c: c["holdout_auc"])
-            b, p, g, sp = (best["branching"], best["perplexity"], best["graph_metric"],
-                           best["split"])
+            b, p, g, sp, de = (best["branching"], best["perplexity"], best["graph_metric"],
+                               best["split"], best["descent"])
         else:
             b, p, g, sp = cands[0]
-        self.split_ = sp
+            de = "vote" if self.descent == "auto" else self.descent
+        self.split_, self.descent_ = sp, de
         self.branching_, self.perplexity_, self.graph_metric_ = int(b), float(p), g
         self._grow(X, self.branching_, self.perplexity_, g, progress)
         return self
@@ -457,6 +467,9 @@ class HKDCutTree(CodeModel):
         new = np.flatnonzero(exact < 0)
         codes[exact >= 0] = self.codes_[exact[exact >= 0]]
         perp = self.perplexity_used_
+        if self.descent_ == "centroid":
+            codes[new] = self._centroid_descent(X[new])
+            return codes
         for s in range(0, len(new), 1024):
             rows = new[s:s + 1024]
             dist = input_distances(X[rows].astype(np.float64), self.X_train_.astype(np.float64),
@@ -484,6 +497,23 @@ class HKDCutTree(CodeModel):
                     node[grp] = self.children_[cur, digit]
         return codes
 
+    def _centroid_descent(self, X: np.ndarray) -> np.ndarray:
+        """hkm's rule: the child with the nearest (Euclidean) centroid, level by level."""
+        from hkd_core.models.hkm import nearest_centroid
+        codes = np.zeros((len(X), self.D), dtype=np.int64)
+        node = np.zeros(len(X), dtype=np.int64)
+        for level in range(self.D):
+            for cur in np.unique(node):
+                kids = self.children_[cur]
+                kids = kids[kids >= 0]
+                if len(kids) == 0:
+                    continue
+                grp = np.flatnonzero(node == cur)
+                digit = nearest_centroid(X[grp], self.centroids_[kids])
+                codes[grp, level] = digit
+                node[grp] = kids[digit]
+        return codes
+
     def inverse_transform(self, codes) -> np.ndarray:
         check_is_fitted(self, "children_")
         codes = self._check_codes(codes)
@@ -500,7 +530,8 @@ class HKDCutTree(CodeModel):
                 "perplexity_used": np.asarray(self.perplexity_used_),
                 "branching_used": np.asarray(self.branching_),
                 "graph_metric_used": np.asarray(self.graph_metric_),
-                "split_used": np.asarray(self.split_)}
+                "split_used": np.asarray(self.split_),
+                "descent_used": np.asarray(self.descent_)}
 
     def _set_state(self, state: dict, n_features: int) -> None:
         self._validate_params()
@@ -511,6 +542,7 @@ class HKDCutTree(CodeModel):
         self.branching_ = int(state["branching_used"])
         self.graph_metric_ = str(state["graph_metric_used"])
         self.split_ = str(state["split_used"])
+        self.descent_ = str(state["descent_used"])
         self.codes_ = np.asarray(self.codes_, dtype=np.int64)
         self.history_ = []
         self._index_training_rows()
