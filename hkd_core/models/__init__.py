@@ -17,6 +17,14 @@ MODEL_SPECS: dict[str, tuple[str, str, dict]] = {
     "hkm": ("hkd_core.models.hkm", "HierarchicalKMeans", {}),
     "rq": ("hkd_core.models.rq", "ResidualQuantization", {}),
     "random": ("hkd_core.models.random_codes", "RandomCodes", {}),
+    # a tree of normalised cuts of HKD's p_{j|i} graph or k-means splits (chosen in fit), digit
+    # by digit, new rows coded by p_{j|i} votes (cut_tree.py), and its ablations: always
+    # k-means splits / always graph cuts / graph cuts without the Ncut refinement moves
+    "hkd-cuttree": ("hkd_core.models.cut_tree", "HKDCutTree", {}),
+    "hkd-cuttree-kmeans": ("hkd_core.models.cut_tree", "HKDCutTree", {"split": "kmeans"}),
+    "hkd-cuttree-spectral": ("hkd_core.models.cut_tree", "HKDCutTree", {"split": "spectral"}),
+    "hkd-cuttree-no-refine": ("hkd_core.models.cut_tree", "HKDCutTree",
+                              {"split": "spectral", "refine": False}),
 }
 
 MODEL_NAMES = tuple(MODEL_SPECS)
