@@ -24,7 +24,7 @@ from hkd_core.benchmark.protocol import make_split  # noqa: E402
 from hkd_core.datasets import load_dataset  # noqa: E402
 from hkd_core.datasets.base import Dataset  # noqa: E402
 from hkd_core.models import make_model  # noqa: E402
-from hkd_core.models.cut_tree import frontier_auc, prefix_frontier  # noqa: E402
+from hkd_core.metrics import best_share_at_reduction, evaluate, frontier_auc  # noqa: E402
 
 D = 8
 SEEDS = (0, 1, 2)
@@ -147,11 +147,9 @@ def build(key: str, metric: str, seed: int, dataset: str):
 
 
 def score(codes, X, metric):
-    s, r = prefix_frontier(codes, X, metric)
-    def at(level):
-        ok = [a for a, b in zip(s, r) if b >= level]
-        return max(ok) if ok else float("nan")
-    return at(0.8), at(0.9), frontier_auc(s, r)
+    m = evaluate(codes, X, metric, ks=(5,), max_depth=8)
+    at = [best_share_at_reduction(m, level) for level in (0.8, 0.9)]
+    return (*(float("nan") if v is None else v for v in at), frontier_auc(m))
 
 
 def run(key, dataset, metric, seed, which):

@@ -17,7 +17,7 @@ HKD_FAMILY = ("hkd", "hkd-no-recon", "hkd-no-kl", "hkd-no-decay")
 
 # The coder ``train`` uses without --model and the app selects first. A single name so that a
 # stronger variant can replace it in one place.
-RECOMMENDED_MODEL = "hkd"
+RECOMMENDED_MODEL = "hkd-cuttree"
 
 PAPER_SETTINGS: dict[str, dict] = {
     # §3.2 (paper): hidden 20, K = D = 16, alpha 0.1, two KL terms of weight 1, perplexities 5

@@ -105,7 +105,7 @@ def test_train_without_model_uses_the_recommended_coder(tmp_path):
 
     out = tmp_path / "rec"
     assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--D", "4", "--out", str(out)]) == 0
-    assert json.loads((out / "run.json").read_text())["model"] == RECOMMENDED_MODEL == "hkd"
+    assert json.loads((out / "run.json").read_text())["model"] == RECOMMENDED_MODEL
 
 
 def _write_csv(path, n=60, d=3, seed=0):

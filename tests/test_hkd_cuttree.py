@@ -6,7 +6,7 @@ import pytest
 
 from hkd_core.models import load_model, make_model
 from hkd_core.models.cut_tree import (HKDCutTree, _ncut, _refine, _spectral_rows,
-                                      _sweep_bisection, affinity_graph, frontier_auc)
+                                      _sweep_bisection, affinity_graph)
 
 FIXED = dict(K=4, D=4, branching=2, perplexity=5.0, split="spectral")
 
@@ -120,14 +120,6 @@ def test_ablations_are_registered():
     assert km.model_name == "hkd-cuttree-kmeans" and km.split == "kmeans"
     assert nr.model_name == "hkd-cuttree-no-refine" and nr.refine is False
     assert km.codes_.shape == nr.codes_.shape == (80, 4)
-
-
-def test_frontier_auc():
-    # one depth: share .8 at reduction .5 -> area .4; adding (.6, .9) adds .4 * .6
-    assert frontier_auc([0.8], [0.5]) == pytest.approx(0.4)
-    assert frontier_auc([0.8, 0.6], [0.5, 0.9]) == pytest.approx(0.4 + 0.4 * 0.6)
-    # a dominated deeper depth with a higher share lifts the earlier interval
-    assert frontier_auc([0.5, 0.7], [0.5, 0.6]) == pytest.approx(0.6 * 0.7)
 
 
 @pytest.mark.parametrize("param, value", [

@@ -128,6 +128,11 @@ def default_coders() -> list[CoderSpec]:
         CoderSpec("hkd-no-recon", "hkd-no-recon"),
         CoderSpec("hkd-no-kl", "hkd-no-kl"),
         CoderSpec("hkd-no-decay", "hkd-no-decay"),
+        # the recommended coder (models/cut_tree.py) and what each of its changes buys
+        CoderSpec("hkd-cuttree", "hkd-cuttree"),
+        CoderSpec("hkd-cuttree-kmeans", "hkd-cuttree-kmeans"),
+        CoderSpec("hkd-cuttree-spectral", "hkd-cuttree-spectral"),
+        CoderSpec("hkd-cuttree-no-refine", "hkd-cuttree-no-refine"),
     ]
     for K in (2, 4, 16):
         coders.append(CoderSpec(f"hkm K={K}", "hkm", {"K": K}, baseline=True))

@@ -39,6 +39,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from hkd_core.metrics import evaluate, frontier_auc
 from hkd_core.models.base import (CodeModel, ProgressCallback, check_choice, check_float,
                                   check_int, check_X)
 from hkd_core.models.exemplars import calibrate_affinities, input_distances, neighbour_exemplars
@@ -51,34 +52,6 @@ AUTO_PERPLEXITIES = (5.0, 10.0)
 AUTO_BRANCHINGS = (2, 4)
 MAX_K = 1024
 MAX_D = 256
-
-
-# -- the frontier score ------------------------------------------------------------------------
-
-def frontier_auc(shares, reductions) -> float:
-    """Area under r -> best share among depths with reduction >= r, over r in [0, 1]
-    (0 where no depth reaches r)."""
-    s = np.asarray(shares, dtype=np.float64)
-    r = np.clip(np.asarray(reductions, dtype=np.float64), 0.0, 1.0)
-    order = np.argsort(r)
-    s, r = s[order], r[order]
-    best_from = np.maximum.accumulate(s[::-1])[::-1]      # max share among depths i.. (r >= r_i)
-    widths = np.diff(np.concatenate([[0.0], r]))
-    return float((widths * best_from).sum())
-
-
-def prefix_frontier(codes: np.ndarray, X: np.ndarray, metric: str, k: int = 5,
-                    max_depth: int = 8) -> tuple[list[float], list[float]]:
-    """(share(N, k), reduction(N)) for N = 1..max_depth, neighbours among the rows of X."""
-    from hkd_core.metrics import knn_indices, _prefix_ids
-    k = min(k, len(X) - 1)
-    knn = knn_indices(X, k, metric)
-    shares, reds = [], []
-    for N in range(1, min(max_depth, codes.shape[1]) + 1):
-        ids = _prefix_ids(codes, N)
-        shares.append(float(np.mean(ids[knn] == ids[:, None])))
-        reds.append(float(1.0 - np.mean(np.bincount(ids)[ids]) / len(ids)))
-    return shares, reds
 
 
 # -- graph pieces ------------------------------------------------------------------------------
@@ -345,10 +318,10 @@ class HKDCutTree(CodeModel):
                 for de in descents:          # the descent needs no refit: score both
                     self.descent_ = de
                     codes = self._transform(X[hold])
-                    s, r = prefix_frontier(codes, X[hold], self.metric)
+                    scored = evaluate(codes, X[hold], self.metric, ks=(5,), max_depth=8)
                     self.selection_.append({"branching": b, "perplexity": p, "graph_metric": g,
                                             "split": sp, "descent": de,
-                                            "holdout_auc": frontier_auc(s, r)})
+                                            "holdout_auc": frontier_auc(scored)})
             best = max(self.selection_, key=lambda c: c["holdout_auc"])
             b, p, g, sp, de = (best["branching"], best["perplexity"], best["graph_metric"],
                                best["split"], best["descent"])
