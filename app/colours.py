@@ -8,7 +8,8 @@ indexing a palette of hex colours, plus the legend of the groups shown.
   its own hue interval among its children the same way, and a child's colour is its interval's
   midpoint, its lightness stepped among siblings. So a point's colour at depth N + 1 is a shade
   of its colour at depth N, and the small groups of a large branch read as that branch on the
-  map. Every point is coloured at every depth: at most ``max_colours`` groups per depth get a
+  map (children share the middle ``CHILD_SPREAD`` of their parent's interval, so they stay near
+  its hue). Every point is coloured at every depth: at most ``max_colours`` groups per depth get a
   shade of their own, the rest keep their parent's colour (said in the legend).
 * ``rank_colours``: the earlier scheme, the 20 largest groups in 20 distinct colours and grey
   for the rest, re-ranked at each depth (the toggle in the page brings it back).
@@ -34,6 +35,8 @@ LEGEND_GROUPS = 12
 SATURATION = 0.62
 LIGHTNESS_STEPS = (0.0, 0.13, -0.11)
 HUE_SPAN = 0.92              # the first and last depth-1 branch must not meet around the circle
+CHILD_SPREAD = 0.55          # children share this fraction of their parent's hue interval, centred
+                             # on the parent's hue: they stay recognisably its shades
 SCHEMES = ("hierarchical", "rank")
 
 
@@ -110,6 +113,10 @@ def hierarchical_colours(codes, max_depth: int | None = None, K: int | None = No
         total = by_parent.transform("sum").to_numpy()
         before = (by_parent.cumsum() - frame["w"]).to_numpy()
         width = hi[parent] - lo[parent]
+        if depth > 1:
+            mid = (lo + hi) / 2
+            lo, hi = mid - (hi - lo) * CHILD_SPREAD / 2, mid + (hi - lo) * CHILD_SPREAD / 2
+            width = hi[parent] - lo[parent]
         g_lo = lo[parent] + width * before / total
         g_hi = g_lo + width * weight / total
         by_size = np.argsort(-counts, kind="stable")

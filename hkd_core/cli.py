@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("benchmark", help="datasets x coders: fit on train rows, choose on validation "
                            "rows, report test rows (hkd_core/benchmark)")
-    bench.add_argument("--datasets", nargs="+", default=None,
-                       help=f"registry names (default: {' '.join(DEFAULT_BENCHMARK_DATASETS)})")
+    bench.add_argument("--datasets", nargs="*", default=None,
+                       help=f"registry names (default: {' '.join(DEFAULT_BENCHMARK_DATASETS)}; "
+                            "give the flag alone for none, e.g. with --data or --wordnet-root only)")
     bench.add_argument("--data", action="append", default=[], metavar="FILE",
                        help="also a user's file (upload formats); repeatable")
     bench.add_argument("--wordnet-root", action="append", default=[], metavar="SYNSET",
@@ -224,8 +225,10 @@ def cmd_benchmark(args) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    keys = list(args.datasets or DEFAULT_BENCHMARK_DATASETS)
+    keys = list(DEFAULT_BENCHMARK_DATASETS if args.datasets is None else args.datasets)
     keys += [f"file:{path}" for path in args.data] + [f"wordnet:{root}" for root in args.wordnet_root]
+    if not keys:
+        raise ValueError("no dataset to benchmark: name --datasets, --data or --wordnet-root")
     for path in args.data:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"--data {path}: no such file")

@@ -98,7 +98,10 @@ def main(argv=None) -> int:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", tree)
         time.sleep(0.5)
         slices = driver.find_elements("css selector", "#code-tree g.slice path.surface")
-        ActionChains(driver).move_to_element(slices[1]).click().perform()
+        # a small wedge: the centre of a half-ring's bounding box lies on the root disc
+        width = tree.size["width"]
+        wedge = next(s for s in slices[1:] if s.size["width"] < 0.3 * width)
+        ActionChains(driver).move_to_element(wedge).click().perform()
         wait(lambda: "entities" in driver.find_element("css selector", "#selection-info").text, 60)
         time.sleep(1)
         shot("code_tree.png", ".tree-card")

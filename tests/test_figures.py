@@ -31,16 +31,18 @@ def test_hierarchical_colours_children_are_shades_of_their_parent():
         groups = prefix_groups(codes, d)
         # one colour per group (none is grey: every point is coloured at every depth)
         assert len(set(c.slots)) == len(set(groups)) == c.n_groups and c.other_groups == 0
-    # the hue of each child lies inside its parent's share of the hue circle (half width around
-    # the parent's hue), so children read as shades of the parent
+    # children read as shades of their parent: each child's hue is nearer its own parent's hue
+    # than any other parent's at that depth, and siblings differ
     for d in range(1, 4):
         parent, child = depths[d], depths[d + 1]
-        for prefix in np.unique(codes[:, :d], axis=0):
-            rows = np.flatnonzero((codes[:, :d] == prefix).all(1))
-            parent_hue = hex_hue(parent.colours[parent.slots[rows[0]]])
+        parent_hues = {tuple(p): hex_hue(parent.colours[parent.slots[np.flatnonzero((codes[:, :d] == p).all(1))[0]]])
+                       for p in np.unique(codes[:, :d], axis=0)}
+        for prefix, hue in parent_hues.items():
+            rows = np.flatnonzero((codes[:, :d] == np.asarray(prefix)).all(1))
             child_hues = {hex_hue(child.colours[s]) for s in child.slots[rows]}
-            width = 0.92 / 2 ** d
-            assert all(abs(h - parent_hue) < width / 2 + 1e-3 for h in child_hues)
+            for h in child_hues:
+                nearest = min(parent_hues, key=lambda q: abs(parent_hues[q] - h))
+                assert nearest == prefix
             assert len(child_hues) == len(np.unique(codes[rows, d]))
 
 
