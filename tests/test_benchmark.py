@@ -58,14 +58,21 @@ def test_benchmark_quick_command(tmp_path, capsys):
     from hkd_core.cli import main
 
     out = tmp_path / "bench"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\ntail\n")
     code = main(["benchmark", "--quick", "--datasets", "synthetic", "--seeds", "2", "--no-png",
-                 "--coders", "hkd", "hkm K=2", "random", "--out", str(out), "--no-cache"])
+                 "--coders", "hkd", "hkd-cuttree", "hkm K=2", "rq K=2", "random", "--out", str(out),
+                 "--no-cache", "--readme", str(readme)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "queries = database = test rows" in text and "hkd against the best baseline" in text
+    assert "queries = database = test rows" in text
     results = json.loads((out / "results.json").read_text())
     rows = results["datasets"]["synthetic"]["by_metric"]["euclidean"]
-    assert set(rows) == {"hkd", "hkm K=2", "random"}
+    assert set(rows) == {"hkd", "hkd-cuttree", "hkm K=2", "rq K=2", "random"}
+    assert "hkd-cuttree against the best baseline" in text          # the recommended coder
+    table = readme.read_text()
+    assert "old" not in table and "| synthetic | euclidean | hkd-cuttree (recommended) |" in table
+    assert table.endswith("<!-- benchmark:end -->\ntail\n")
     hkm = rows["hkm K=2"]
     # a K=2 tree on the 2 -> 4 -> 8 -> 16 hierarchy: depth 1 is the top split, exactly
     assert hkm["share"]["5"][0] == pytest.approx(1.0)
