@@ -289,6 +289,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         label = f"{v['meta']['model']}" + (" (preview)" if result.get("preview") else "")
         payload = map_payload(ws, v, scheme, method, xy)
         fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, depth),
+                           plotly_hover="images" not in (ds.extra or {}),
                            labels=payload["depths"][depth]["labels"])
         node_colours, node_labels = tree_colours_and_labels(ws, v, scheme)
         tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits",
@@ -362,6 +363,33 @@ def register_callbacks(app, ws: Workspace, background_manager):
         patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
         return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
+
+    # -- image data sets: a thumbnail in the map's hover --------------------------------------------
+    @app.callback(
+        Output("map-tooltip", "show"), Output("map-tooltip", "bbox"), Output("map-tooltip", "children"),
+        Input("map", "hoverData"), State("result-key", "data"),
+        prevent_initial_call=True,
+    )
+    def on_hover(hover, result):
+        if not hover or not result:
+            return False, no_update, no_update
+        ds = ws.dataset(result["dataset"])
+        images = (ds.extra or {}).get("images")
+        point = hover["points"][0]
+        if images is None or point.get("curveNumber") != F.TRACE_POINTS:
+            return False, no_update, no_update
+        row = int(point.get("customdata", point.get("pointIndex", 0)))
+        code = ""
+        if result.get("key"):
+            code = view_data(ws, result["key"])["strings"][row]
+        label = ds.labels[row] if ds.labels is not None else ""
+        children = html.Div(className="thumb", children=[
+            html.Img(src=F.thumbnail_uri(images[row]), alt=ds.names[row], className="thumb-img"),
+            html.Div(ds.names[row], className="thumb-name"),   # text children: React escapes them
+            html.Div(f"label {label}" if label else "", className="muted small"),
+            html.Div(f"code {code}" if code else "", className="mono small"),
+        ])
+        return True, point.get("bbox"), children
 
     # -- find box: name, label or code prefix -> table and highlighted matches ------------------
     @app.callback(

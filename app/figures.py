@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,26 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
+def thumbnail_uri(image, size: int = 96) -> str:
+    """A data-set image (2-d grey or h x w x 3 array, any value range) as a PNG data URI of about
+    ``size`` pixels, pixels kept square and sharp (nearest neighbour), for hover and tables."""
+    from PIL import Image
+
+    a = np.asarray(image, dtype=np.float64)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"an image must be h x w or h x w x 3, got shape {a.shape}")
+    lo, hi = float(a.min()), float(a.max())
+    a = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
+    if a.ndim == 2:
+        a = 1.0 - a                       # grey levels as ink on paper (digits: 16 = black)
+    img = Image.fromarray((255 * a).astype(np.uint8).squeeze())
+    scale = max(1, size // max(img.size))
+    img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def hover_texts(names, labels, code_strings) -> list[str]:
     labels = labels if labels is not None else [None] * len(names)
     out = []
@@ -94,10 +115,12 @@ def hover_texts(names, labels, code_strings) -> list[str]:
 
 def map_figure(xy: np.ndarray, hover: list[str], colouring: DepthColours | None,
                title: str = "", marker_size: float | None = None,
-               axis_titles: tuple[str, str] = ("", ""), labels: dict | None = None) -> go.Figure:
+               axis_titles: tuple[str, str] = ("", ""), labels: dict | None = None,
+               plotly_hover: bool = True) -> go.Figure:
     """Scattergl map: trace 0 = all points coloured by ``colouring`` (None -> one colour); traces
     1-4 = overlays (branch members, neighbours, the searched entity, a selection), empty until
-    filled; trace 5 = text labels of the largest branches (SVG, above the WebGL layer)."""
+    filled; trace 5 = text labels of the largest branches (SVG, above the WebGL layer).
+    ``plotly_hover=False`` leaves hovering to the page's tooltip (data sets with images)."""
     xy = np.asarray(xy, dtype=np.float32)
     n = len(xy)
     if colouring is not None and len(colouring.slots) != n:
@@ -109,7 +132,8 @@ def map_figure(xy: np.ndarray, hover: list[str], colouring: DepthColours | None,
     fig.add_trace(go.Scattergl(
         x=xy[:, 0], y=xy[:, 1], mode="markers", name="points", text=hover,
         customdata=list(range(n)),  # plain list: numpy customdata comes back null in clickData
-        hovertemplate="%{text}<extra></extra>", showlegend=False,
+        hovertemplate="%{text}<extra></extra>" if plotly_hover else None,
+        hoverinfo=None if plotly_hover else "none", showlegend=False,
         marker=dict(size=size, showscale=False, opacity=0.85, line=dict(width=0), **colours),
     ))
     overlay_size = max(size + 4, 9)

@@ -102,6 +102,7 @@ def map_card(depth_max):
         html.Div(id="map-caption", className="muted small caption"),
         _loading(dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
                            config={"displaylogo": False, "scrollZoom": True})),
+        dcc.Tooltip(id="map-tooltip", direction="right", loading_text="…"),
         html.Div(id="map-legend", className="legend"),
     ])
 

@@ -47,7 +47,7 @@ def __getattr__(name):
 
 
 DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet mammals (Poincaré 10-d)",
-                  "cifar100": "CIFAR-100 features",
+                  "cifar100": "CIFAR-100 features", "digits": "Handwritten digits (8x8 images, 64-d)",
                   "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)"}
 PREVIEW_MODEL = "hkm"
 

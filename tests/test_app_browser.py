@@ -288,3 +288,24 @@ def test_upload_stays_in_the_dataset_list_after_a_reload(dash_duo, tmp_path):
     dash_duo.find_element("#dataset-select").click()
     xpath = "//*[contains(@class, 'dash-options-list-option') and contains(normalize-space(.), 'mine.csv')]"
     wait_until(lambda: dash_duo.driver.find_elements("xpath", xpath), timeout=30)
+
+
+def test_image_thumbnail_in_the_hover(dash_duo, tmp_path):
+    """scikit-learn digits (8x8 images): hovering a point shows its image, drawn."""
+    app = create_app(cache_dir=str(tmp_path), default_dataset="digits",
+                     dataset_options={"digits": {"limit": 200}}, controls={"model": "hkm"}, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
+    time.sleep(1)
+    img = map_image(dash_duo)                                   # scrolls the map into view
+    pos = dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#map .js-plotly-plot'), L = gd._fullLayout, t = gd._fullData[0];"
+        "return [L.xaxis.l2p(t.x[0]) + L._size.l, L.yaxis.l2p(t.y[0]) + L._size.t];")
+    plot = dash_duo.find_element("#map .js-plotly-plot")
+    ActionChains(dash_duo.driver).move_to_element_with_offset(plot, int(pos[0]), int(pos[1])).perform()
+    thumb = wait_until(lambda: dash_duo.driver.find_elements("css selector", "#map-tooltip img.thumb-img"), timeout=30)[0]
+    wait_until(lambda: dash_duo.driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0;", thumb), timeout=30)
+    assert thumb.is_displayed() and thumb.size["width"] >= 64
+    assert "digit" in dash_duo.find_element("#map-tooltip").text
+    assert img.size

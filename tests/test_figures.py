@@ -169,3 +169,20 @@ def test_selected_rows_and_branches_spanned():
     codes = np.array([[0, 1], [0, 1], [0, 0], [1, 1]])
     assert F.branches_spanned(codes, 1, 2) == [("0", 3), ("1", 1)]
     assert F.branches_spanned(codes, 2, 2) == [("01", 2), ("00", 1), ("11", 1)]
+
+
+def test_thumbnail_is_a_png_of_the_image():
+    import io as _io
+
+    from PIL import Image
+
+    image = np.zeros((8, 8))
+    image[2:6, 3] = 16                                   # a stroke
+    uri = F.thumbnail_uri(image, size=96)
+    assert uri.startswith("data:image/png;base64,")
+    png = Image.open(_io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert png.size == (96, 96)
+    px = np.asarray(png)
+    assert px[2 * 12 + 5, 3 * 12 + 5] == 0 and px[0, 0] == 255     # ink dark, paper white
+    with pytest.raises(ValueError, match="image"):
+        F.thumbnail_uri(np.zeros((2, 2, 7)))
