@@ -20,7 +20,7 @@ from app import figures as F
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
 from app.state import PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
-from app.colours import depth_colours, rank_colours
+from app.colours import SCHEME_LABELS, depth_colours, rank_colours
 from hkd_core.benchmark.report import tradeoff_figure
 from hkd_core.tree import (PrefixIndex, branch_labeller, format_codes, node_members, parse_prefix,
                            sunburst_frame)
@@ -55,8 +55,17 @@ def view_data(ws: Workspace, result_key: str) -> dict:
 
 
 def colourings(ws: Workspace, v: dict, scheme: str) -> list:
-    return ws.derived((v["key"], "colours", scheme),
-                      lambda: depth_colours(v["codes"], scheme, K=v["K"]))
+    ds = v["dataset"]
+
+    def build():
+        knn = None
+        if scheme == "share":
+            from hkd_core.metrics import knn_indices
+
+            knn = ws.derived((v["meta"].get("fingerprint"), "knn5"),
+                             lambda: knn_indices(ds.X, min(5, ds.n - 1), ds.metric))
+        return depth_colours(v["codes"], scheme, K=v["K"], labels=ds.labels, knn=knn)
+    return ws.derived((v["key"], "colours", scheme), build)
 
 
 def colouring_at(ws: Workspace, v: dict, scheme: str, depth) -> object:
@@ -84,6 +93,8 @@ def map_payload(ws: Workspace, v: dict, scheme: str, method: str, xy) -> dict:
 
 def tree_colours_and_labels(ws: Workspace, v: dict, scheme: str) -> tuple[dict, dict]:
     """Per sunburst node: its colour on the map and its branch label."""
+    scheme = scheme if scheme in ("hierarchical", "rank") else "hierarchical"   # the tree is of prefixes
+
     def build():
         colours, labels = {}, {}
         c = colourings(ws, v, scheme)
@@ -264,6 +275,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         State("dataset-select", "value"), State("depth-slider", "value"),
     )
     def render(result, method, scheme, dataset_key, depth):
+        requested_scheme = scheme
         if not result:
             raise PreventUpdate
         if ctx.triggered_id == "projection-select" and result.get("dataset") != dataset_key:
@@ -286,6 +298,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
         D = v["codes"].shape[1]
         depth = int(min(max(depth if depth is not None else 1, 0), D))
         scheme = scheme or "hierarchical"
+        if scheme == "label" and ds.labels is None:
+            scheme = "hierarchical"      # nothing to colour by: say so in the caption below
         label = f"{v['meta']['model']}" + (" (preview)" if result.get("preview") else "")
         payload = map_payload(ws, v, scheme, method, xy)
         fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, depth),
@@ -302,8 +316,12 @@ def register_callbacks(app, ws: Workspace, background_manager):
                                    highlight=shown, height=380)
         marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
         return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
-                f"{title} · colour = shared first-N code prefix of {describe(v['meta'])}"
-                + (" (preview)" if result.get("preview") else ""), tradeoff)
+                f"{title} · colour = " + (f"shared first-N code prefix of {describe(v['meta'])}"
+                                          if scheme in ("hierarchical", "rank") else SCHEME_LABELS[scheme]
+                                          + f" ({describe(v['meta'])})")
+                + (" (preview)" if result.get("preview") else "")
+                + (" · this data set has no labels" if requested_scheme == "label" and ds.labels is None else ""),
+                tradeoff)
 
     def map_xy(result, method):
         """(projection method actually drawn, its coordinates)."""

@@ -37,7 +37,12 @@ LIGHTNESS_STEPS = (0.0, 0.13, -0.11)
 HUE_SPAN = 0.92              # the first and last depth-1 branch must not meet around the circle
 CHILD_SPREAD = 0.55          # children share this fraction of their parent's hue interval, centred
                              # on the parent's hue: they stay recognisably its shades
-SCHEMES = ("hierarchical", "rank")
+SCHEMES = ("hierarchical", "rank", "label", "digit", "share")
+SCHEME_LABELS = {"hierarchical": "code prefix: hierarchical colours", "rank": "code prefix: largest groups",
+                 "label": "label", "digit": "code digit N alone", "share": "neighbour share at depth N"}
+# a sequential palette (Viridis, sampled at 11 steps) for continuous values in [0, 1]
+SEQUENTIAL = ("#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
+              "#44bf70", "#7ad151", "#bddf26", "#fde725")
 
 
 @dataclass
@@ -166,12 +171,85 @@ def rank_colours(codes, max_depth: int | None = None, K: int | None = None,
     return out
 
 
+def categorical_colours(values, n_top: int = N_TOP_DEFAULT) -> DepthColours:
+    """One colour per category (the ``n_top`` commonest in PALETTE, the rest grey): for labels or
+    any categorical column."""
+    values = np.asarray(values, dtype=object).astype(str)
+    cats, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    by_size = np.argsort(-counts, kind="stable")
+    rank = np.empty(len(cats), dtype=np.int64)
+    rank[by_size] = np.arange(len(cats))
+    n_top = min(n_top, len(PALETTE))
+    slot_of = np.minimum(rank, n_top)
+    colours = list(PALETTE[:n_top]) + [OTHER_GREY]
+    legend = [{"group": int(g), "size": int(counts[g]), "colour": colours[slot_of[g]], "prefix": str(cats[g]),
+               "own_colour": bool(rank[g] < n_top)} for g in by_size[:LEGEND_GROUPS]]
+    return DepthColours(slot_of[inverse].astype(np.uint16), colours, legend, n_groups=len(cats),
+                        other_groups=int(max(0, len(cats) - n_top)),
+                        other_points=int(counts[rank >= n_top].sum()), groups=inverse.astype(np.int32))
+
+
+def label_colours(labels, max_depth: int) -> list[DepthColours]:
+    """Colour by label, the same at every depth (the slider then changes nothing)."""
+    c = categorical_colours(labels)
+    return [c] * (max_depth + 1)
+
+
+def digit_colours(codes, max_depth: int | None = None, K: int | None = None) -> list[DepthColours]:
+    """Depth N: the value of digit N alone (which of the K values each point takes there)."""
+    codes = np.asarray(codes)
+    n, D = codes.shape
+    max_depth = D if max_depth is None else min(max_depth, D)
+    out = [categorical_colours(np.zeros(n, dtype=int))]
+    for depth in range(1, max_depth + 1):
+        c = categorical_colours(codes[:, depth - 1])
+        for item in c.legend:
+            item["prefix"] = f"digit {depth} = {item['prefix']}"
+        out.append(c)
+    return out
+
+
+def share_colours(codes, knn: np.ndarray, max_depth: int | None = None) -> list[DepthColours]:
+    """Depth N: each point's share of its nearest neighbours (``knn`` rows) that keep its first-N
+    prefix, in 11 steps of a sequential palette; the legend says how many points sit at each."""
+    codes = np.asarray(codes)
+    n, D = codes.shape
+    max_depth = D if max_depth is None else min(max_depth, D)
+    out, group = [], None
+    for depth in range(max_depth + 1):
+        group, _, _ = _prefix_groups(codes, depth, group)
+        share = (group[knn] == group[:, None]).mean(1)
+        slots = np.rint(share * 10).astype(np.uint16)
+        counts = np.bincount(slots, minlength=11)
+        legend = [{"group": int(k), "size": int(counts[k]), "colour": SEQUENTIAL[k],
+                   "prefix": f"share {k / 10:.1f}", "own_colour": True}
+                  for k in range(10, -1, -1) if counts[k]]
+        out.append(DepthColours(slots, list(SEQUENTIAL), legend, n_groups=len(legend),
+                                groups=slots.astype(np.int32)))
+    return out
+
+
 def depth_colours(codes, scheme: str = "hierarchical", max_depth: int | None = None,
-                  K: int | None = None) -> list[DepthColours]:
+                  K: int | None = None, labels=None, knn=None) -> list[DepthColours]:
+    """The colouring of every depth for a scheme (SCHEMES); ``labels`` for "label", the
+    neighbour indices ``knn`` (n, k) for "share"."""
     if scheme not in SCHEMES:
         raise ValueError(f"colour scheme must be one of {SCHEMES}, got {scheme!r}")
-    fn = hierarchical_colours if scheme == "hierarchical" else rank_colours
-    return fn(codes, max_depth=max_depth, K=K)
+    if scheme == "hierarchical":
+        return hierarchical_colours(codes, max_depth=max_depth, K=K)
+    if scheme == "rank":
+        return rank_colours(codes, max_depth=max_depth, K=K)
+    if scheme == "digit":
+        return digit_colours(codes, max_depth=max_depth, K=K)
+    codes = np.asarray(codes)
+    depth = codes.shape[1] if max_depth is None else min(max_depth, codes.shape[1])
+    if scheme == "label":
+        if labels is None:
+            raise ValueError("this data set has no labels to colour by")
+        return label_colours(labels, depth)
+    if knn is None:
+        raise ValueError("colouring by neighbour share needs the neighbour indices")
+    return share_colours(codes, knn, depth)
 
 
 def step_colorscale(colours: list[str]) -> list:

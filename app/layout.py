@@ -4,6 +4,7 @@ from __future__ import annotations
 import dash_ag_grid as dag
 from dash import dcc, html
 
+from app.colours import SCHEME_LABELS
 from app.figures import ENTITY_COLUMNS, NEIGHBOUR_COLUMNS, message_figure
 from hkd_core.projection import PROJECTION_LABELS
 
@@ -83,9 +84,9 @@ def map_card(depth_max):
             html.H3("Map"),
             dcc.Dropdown(id="projection-select", clearable=False, className="inline-dd", value=None,
                          options=[{"label": v, "value": k} for k, v in PROJECTION_LABELS.items()]),
-            dcc.RadioItems(id="colour-scheme", value="hierarchical", inline=True, className="scheme",
-                           options=[{"label": "hierarchical colours", "value": "hierarchical"},
-                                    {"label": "largest groups", "value": "rank"}]),
+            dcc.Dropdown(id="colour-scheme", value="hierarchical", clearable=False, className="inline-dd scheme",
+                         options=[{"label": "colour: " + text, "value": key}
+                                  for key, text in SCHEME_LABELS.items()]),
         ]),
         html.Div(className="slider-row", children=[
             html.Span("prefix depth N", className="field-label"),

@@ -309,3 +309,24 @@ def test_image_thumbnail_in_the_hover(dash_duo, tmp_path):
     assert thumb.is_displayed() and thumb.size["width"] >= 64
     assert "digit" in dash_duo.find_element("#map-tooltip").text
     assert img.size
+
+
+def test_colour_by_label(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    choose(dash_duo, "colour-scheme", "colour: label")
+    dash_duo.wait_for_contains_text("#map-caption", "colour = label", timeout=30)
+    legend = dash_duo.find_element("#map-legend").text
+    assert "g0000" in legend or "g1111" in legend                      # labels, not prefixes
+    time.sleep(1)
+    drawn = point_pixels(dash_duo, map_image(dash_duo))
+    labels = app_labels = DATASETS["synthetic"].load(**SMALL["synthetic"]).labels
+    by_label = {}
+    for rgb, lab in zip(drawn, app_labels):
+        h, s = hue_and_saturation(rgb)
+        if s > 0.3:
+            by_label.setdefault(lab, []).append(round(h, 2))
+    # each label is drawn in (mostly) one colour, and the labels in many different ones
+    main = {lab: max(set(hs), key=hs.count) for lab, hs in by_label.items() if len(hs) >= 5}
+    agree = {lab: float(np.mean(np.abs(np.array(by_label[lab]) - main[lab]) < 0.03)) for lab in main}
+    assert np.median(list(agree.values())) > 0.7
+    assert len(set(main.values())) >= 8 and len(main) >= 12 and labels

@@ -186,3 +186,24 @@ def test_thumbnail_is_a_png_of_the_image():
     assert px[2 * 12 + 5, 3 * 12 + 5] == 0 and px[0, 0] == 255     # ink dark, paper white
     with pytest.raises(ValueError, match="image"):
         F.thumbnail_uri(np.zeros((2, 2, 7)))
+
+
+def test_colour_by_label_digit_and_neighbour_share():
+    from app.colours import depth_colours
+
+    codes = np.array([[0, 1], [0, 1], [0, 0], [1, 1]])
+    labels = ["a", "a", "b", "c"]
+    by_label = depth_colours(codes, "label", labels=labels)
+    assert len(by_label) == 3 and by_label[0] is by_label[2]            # the same at every depth
+    c = by_label[1]
+    assert c.colours[c.slots[0]] == c.colours[c.slots[1]] != c.colours[c.slots[2]]
+    assert c.legend[0]["prefix"] == "a" and c.legend[0]["size"] == 2
+    digit = depth_colours(codes, "digit", K=2)[2]                       # digit 2 alone
+    assert digit.colours[digit.slots[2]] != digit.colours[digit.slots[3]]
+    assert digit.colours[digit.slots[0]] == digit.colours[digit.slots[3]]
+    knn = np.array([[1], [0], [0], [2]])                               # each row's 1 neighbour
+    share = depth_colours(codes, "share", knn=knn)
+    assert share[1].slots.tolist() == [10, 10, 10, 0]                   # N=1: 3 keep, 1 loses
+    assert share[2].slots.tolist() == [10, 10, 0, 0]
+    with pytest.raises(ValueError, match="no labels"):
+        depth_colours(codes, "label", labels=None)
