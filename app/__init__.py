@@ -52,10 +52,28 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     # clear message, anything far larger is refused before it is read into memory
     from hkd_core.uploads import MAX_UPLOAD_BYTES
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES * 2
-    controls = ws.controls_for(default_dataset)
-    # a function: every page load lists the data sets anew, so uploads stay after a reload or a
-    # server restart (they live in the store)
-    app.layout = lambda: build_layout(ws.dataset_choices(), default_dataset, MODEL_NAMES, controls)
+    def serve_layout():
+        """Built per page load: the data-set list is read anew (uploads stay after a reload or a
+        restart) and the view in the page's URL (app/urlstate.py) sets the start values."""
+        from urllib.parse import urlparse
+
+        from flask import has_request_context, request
+
+        from app.colours import SCHEMES
+        from app.urlstate import parse_state
+        from hkd_core.projection import PROJECTION_LABELS
+
+        choices = ws.dataset_choices()
+        usable = [o["value"] for o in choices if not o.get("disabled")]
+        query = urlparse(request.referrer or "").query if has_request_context() else ""
+        state = parse_state(query, usable, MODEL_NAMES, PROJECTION_LABELS, SCHEMES)
+        dataset = state.get("dataset", default_dataset)
+        controls = {**ws.controls_for(dataset), **{k: v for k, v in state.items() if k in CONTROL_KEYS}}
+        return build_layout(choices, dataset, MODEL_NAMES, controls, url_state=state)
+
+    from app.callbacks import CONTROL_KEYS
+
+    app.layout = serve_layout
     register_callbacks(app, ws, manager)
     app.workspace = ws  # for tests and the benchmark
     return app

@@ -139,23 +139,54 @@ def register_callbacks(app, ws: Workspace, background_manager):
     @app.callback(
         [Output(i, "value") for i in CONTROL_IDS]
         + [Output("projection-select", "options"), Output("projection-select", "value"),
-           Output("dataset-info", "children"), Output("auto-request", "data")],
-        Input("dataset-select", "value"),
+           Output("dataset-info", "children"), Output("auto-request", "data"),
+           Output("url-state", "data")],
+        Input("dataset-select", "value"), State("url-state", "data"),
     )
-    def on_dataset(dataset_key):
+    def on_dataset(dataset_key, url_state):
         if not dataset_key:
             raise PreventUpdate
         try:
             ds = ws.dataset(dataset_key)
         except Exception as exc:  # missing archive or uncached features: say so, keep serving
             message = f"Cannot load {dataset_key}: {exc}"
-            return [no_update] * (len(CONTROL_IDS) + 2) + [html.Span(message, className="error"), no_update]
+            return [no_update] * (len(CONTROL_IDS) + 2) + [html.Span(message, className="error"), no_update,
+                                                           no_update]
+        url = url_state or {}
+        # the first data set shown after a page load takes the model, parameters and map of the
+        # page's URL (app/urlstate.py); later changes of data set start from its defaults
+        from_url = bool(url) and not url.get("applied") and url.get("dataset", dataset_key) == dataset_key
         c = ws.controls_for(dataset_key)
+        if from_url:
+            c.update({k: v for k, v in url.items() if k in CONTROL_KEYS})
         methods = available_methods(ds.X.shape[1])
         options = [{"label": PROJECTION_LABELS[m], "value": m} for m in methods]
+        method = url["projection"] if from_url and url.get("projection") in methods \
+            else ws.default_projection(ds.X.shape[1])
         info = (ds.description or ds.name) + f" — {ds.n} entities, {ds.X.shape[1]}-d, {ds.metric} metric"
-        return ([c[k] for k in CONTROL_KEYS] + [options, ws.default_projection(ds.X.shape[1]), info,
-                {"dataset": dataset_key, "nonce": uuid.uuid4().hex}])
+        return ([c[k] for k in CONTROL_KEYS] + [options, method, info,
+                {"dataset": dataset_key, "nonce": uuid.uuid4().hex, "controls": c},
+                {**url, "applied": True} if from_url else no_update])
+
+    @app.callback(
+        Output("code-tree", "clickData"), Output("entity-search", "value", allow_duplicate=True),
+        Output("entity-search", "options", allow_duplicate=True),
+        Output("url-state", "data", allow_duplicate=True),
+        Input("map-groups", "data"), State("url-state", "data"), State("result-key", "data"),
+        prevent_initial_call=True,
+    )
+    def restore_from_url(_payload, url, result):
+        """Once the URL's model has codes on the page: click its branch, search its entity."""
+        if not url or not url.get("applied") or url.get("restored") or not result or not result.get("key"):
+            raise PreventUpdate
+        if result.get("preview") or (url.get("model") and result.get("model") != url["model"]):
+            raise PreventUpdate                       # the URL's model is still on its way
+        names = ws.dataset(result["dataset"]).names
+        branch = url.get("branch")
+        entity = url.get("entity") if url.get("entity") in names else None
+        return ({"points": [{"id": branch}]} if branch else no_update,
+                entity or no_update, [{"label": entity, "value": entity}] if entity else no_update,
+                {**url, "restored": True})
 
     # -- what to show: cached result, quick preview, or a training request ---------------------------
     @app.callback(
@@ -169,7 +200,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
             raise PreventUpdate
         controls = dict(zip(CONTROL_KEYS, values))
         if auto and ctx.triggered_id == "auto-request":
-            controls = ws.controls_for(auto["dataset"])  # the control outputs may not have landed yet
+            # the control outputs may not have landed yet: the request carries them
+            controls = dict(auto.get("controls") or ws.controls_for(auto["dataset"]))
             dataset_key = auto["dataset"]
         if any(v is None for v in controls.values()):
             return no_update, no_update, "Fill in every parameter (empty or out-of-range field)."
@@ -351,10 +383,19 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Input("depth-slider", "value"), Input("map-groups", "data"),
     )
 
+    # -- the view into the URL (assets/urlstate.js; app/urlstate.py reads it back) ----------------
+    app.clientside_callback(
+        ClientsideFunction(namespace="hkd", function_name="writeUrl"),
+        Output("url-written", "data"),
+        Input("dataset-select", "value"), [Input(i, "value") for i in CONTROL_IDS],
+        Input("projection-select", "value"), Input("depth-slider", "value"), Input("colour-scheme", "value"),
+        Input("branch", "data"), Input("entity-search", "value"),
+    )
+
     # -- code-tree click -> members -------------------------------------------------------------------
     @app.callback(
         Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
-        Output("selection-info", "children", allow_duplicate=True),
+        Output("selection-info", "children", allow_duplicate=True), Output("branch", "data"),
         Input("code-tree", "clickData"),
         State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
         State("colour-scheme", "value"),
@@ -370,8 +411,14 @@ def register_callbacks(app, ws: Workspace, background_manager):
         patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         if not node_id or node_id == "root":
             patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
-            return [], patch, "Whole tree selected: click a branch to list its members."
-        rows = node_members(v["index"], v["frame"], node_id)
+            return [], patch, "Whole tree selected: click a branch to list its members.", None
+        try:
+            rows = node_members(v["index"], v["frame"], node_id)
+        except ValueError:
+            rows = np.zeros(0, dtype=np.int64)
+        if not len(rows):
+            patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
+            return [], patch, f"Branch {node_id} is not in this code tree.", None
         X = ds.X[rows].astype(np.float64)
         centre = X.mean(0, keepdims=True)
         from hkd_core.distances import pairwise
@@ -380,7 +427,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
         table = F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
         patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
-        return table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities"
+        return (table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities",
+                node_id)
 
     # -- image data sets: a thumbnail in the map's hover --------------------------------------------
     @app.callback(

@@ -78,19 +78,19 @@ def controls_card(dataset_options, default_dataset, model_names, controls):
     ])
 
 
-def map_card(depth_max):
+def map_card(depth_max, depth=1, scheme="hierarchical"):
     return html.Div(className="card map-card", children=[
         html.Div(className="card-head", children=[
             html.H3("Map"),
             dcc.Dropdown(id="projection-select", clearable=False, className="inline-dd", value=None,
                          options=[{"label": v, "value": k} for k, v in PROJECTION_LABELS.items()]),
-            dcc.Dropdown(id="colour-scheme", value="hierarchical", clearable=False, className="inline-dd scheme",
+            dcc.Dropdown(id="colour-scheme", value=scheme, clearable=False, className="inline-dd scheme",
                          options=[{"label": "colour: " + text, "value": key}
                                   for key, text in SCHEME_LABELS.items()]),
         ]),
         html.Div(className="slider-row", children=[
             html.Span("prefix depth N", className="field-label"),
-            html.Div(dcc.Slider(id="depth-slider", min=0, max=depth_max, step=1, value=1, updatemode="drag",
+            html.Div(dcc.Slider(id="depth-slider", min=0, max=depth_max, step=1, value=depth, updatemode="drag",
                                 marks={i: str(i) for i in range(0, depth_max + 1)}, allow_direct_input=False),
                      className="slider"),
             html.Span(id="depth-label", className="badge"),
@@ -173,7 +173,12 @@ def export_card():
     ])
 
 
-def build_layout(dataset_options, default_dataset, model_names, controls, depth_max=16):
+def build_layout(dataset_options, default_dataset, model_names, controls, depth_max=16, url_state=None):
+    """The page. ``url_state`` (app/urlstate.parse_state of the page's URL) sets the depth and the
+    colour scheme here; the projection, branch and entity are applied by callbacks once the data
+    and codes are there."""
+    url_state = dict(url_state or {})
+    depth = int(min(url_state.get("depth", 1), depth_max))
     return html.Div(className="page", children=[
         html.Header(className="topbar", children=[
             html.Div([html.H1("HKD Explorer"),
@@ -182,7 +187,7 @@ def build_layout(dataset_options, default_dataset, model_names, controls, depth_
         ]),
         html.Main(className="layout", children=[
             controls_card(dataset_options, default_dataset, model_names, controls),
-            map_card(depth_max),
+            map_card(depth_max, depth, url_state.get("colour", "hierarchical")),
             tree_card(),
             entity_card(),
             neighbour_card(),
@@ -195,4 +200,7 @@ def build_layout(dataset_options, default_dataset, model_names, controls, depth_
         dcc.Store(id="auto-request"),        # set when the dataset changes
         dcc.Store(id="map-groups"),          # per-depth colour slots + legends for recolour.js
         dcc.Store(id="selection"),           # rows selected on the map (box / lasso)
+        dcc.Store(id="url-state", data=url_state),   # the view in the URL, applied once
+        dcc.Store(id="branch"),              # the clicked code-tree branch (kept in the URL)
+        dcc.Store(id="url-written"),         # output of the clientside URL writer
     ])

@@ -77,8 +77,8 @@
 
   window.hkdRecolour = {slotsFor: slotsFor, graphDiv: graphDiv, restyle: restyle};
 
-  window.dash_clientside = Object.assign({}, window.dash_clientside, {
-    hkd: {
+  window.dash_clientside = Object.assign({}, window.dash_clientside);
+  window.dash_clientside.hkd = Object.assign({}, window.dash_clientside.hkd, {
       recolour: function (depth, payload) {
         if (!payload) {
           return [[], ''];
@@ -91,6 +91,5 @@
         var n = payload.depths[d].n_groups;
         return [legendChildren(payload.depths[d]), 'N = ' + d + ' · ' + n + (n === 1 ? ' group' : ' groups')];
       }
-    }
   });
 })();

@@ -330,3 +330,32 @@ def test_colour_by_label(dash_duo, cache_dir):
     agree = {lab: float(np.mean(np.abs(np.array(by_label[lab]) - main[lab]) < 0.03)) for lab in main}
     assert np.median(list(agree.values())) > 0.7
     assert len(set(main.values())) >= 8 and len(main) >= 12 and labels
+
+
+def test_url_restores_depth_projection_and_branch_after_reload(dash_duo, cache_dir):
+    start(dash_duo, cache_dir)
+    thumb = dash_duo.find_element("#depth-slider [role=slider]")
+    thumb.click()
+    thumb.send_keys(Keys.ARROW_RIGHT)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+    slices = dash_duo.driver.find_elements("css selector", "#code-tree g.slice path.surface")
+    ActionChains(dash_duo.driver).move_to_element(slices[1]).click().perform()
+    dash_duo.wait_for_contains_text("#selection-info", "Branch", timeout=30)
+    branch_text = dash_duo.find_element("#selection-info").text
+    def written():
+        u = dash_duo.driver.current_url
+        return u if "branch=" in u and "depth=2" in u else None
+    url = wait_until(written)
+    assert "projection=pca" in url and "model=hkm" in url
+    dash_duo.driver.refresh()                                        # a reload
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=120)
+    dash_duo.wait_for_contains_text("#selection-info", branch_text, timeout=60)
+    dash_duo.driver.get(url.replace("projection=pca", "projection=tsne"))   # a pasted, edited link
+    dash_duo.wait_for_contains_text("#map-caption", "t-SNE", timeout=120)
+    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=60)
+    dash_duo.wait_for_contains_text("#selection-info", branch_text, timeout=60)
+    assert "Branch" in dash_duo.find_element("#selection-info").text
+    wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
+    # a hostile URL is ignored, the page still works
+    dash_duo.driver.get(url.split("?")[0] + "?dataset=../../etc&depth=-7&branch=<b>&K=2.5")
+    dash_duo.wait_for_contains_text("#depth-label", "N = 1", timeout=120)

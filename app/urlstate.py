@@ -1,0 +1,57 @@
+"""The view in the URL: what a reload or a pasted link restores.
+
+The page writes its state into the query string (``?dataset=mammals&model=hkm&K=2&depth=3&
+projection=tsne&colour=hierarchical&branch=0.1&entity=dog.n.01``) as it changes, with
+``history.replaceState`` (assets/urlstate.js), and the server reads it back when it builds the
+page (app/__init__.py) - so nothing is trusted: every value is checked here and a bad or
+unknown one is dropped, never passed on.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlencode
+
+# URL key -> (control key in the page, type, low, high); bounds as the page's inputs
+NUMBER_KEYS = {"K": (int, 2, 256), "D": (int, 1, 64), "alpha": (float, 0, 100), "beta": (float, 0, 100),
+               "perplexity": (float, 2, 200), "epochs": (int, 1, 5000),
+               "kmeans_exemplars": (int, 0, 5000), "random_exemplars": (int, 0, 5000)}
+MAX_TEXT = 300
+BRANCH = re.compile(r"^(root|\d{1,4}(\.\d{1,4}){0,63}(\.other)?|other)$")
+
+
+def parse_state(query: str, datasets, models, projections, schemes) -> dict:
+    """A clean view state from a query string; unknown keys and bad values are left out."""
+    raw = {k: v[-1] for k, v in parse_qs(query or "", keep_blank_values=False).items() if v}
+    out: dict = {}
+    if raw.get("dataset") in datasets:
+        out["dataset"] = raw["dataset"]
+    if raw.get("model") in models:
+        out["model"] = raw["model"]
+    if raw.get("projection") in projections:
+        out["projection"] = raw["projection"]
+    if raw.get("colour") in schemes:
+        out["colour"] = raw["colour"]
+    for key, (typ, low, high) in NUMBER_KEYS.items():
+        try:
+            value = typ(raw[key]) if typ is float else int(raw[key])
+        except (KeyError, ValueError, TypeError):
+            continue
+        if low <= value <= high and value == value:        # not NaN
+            out[key] = value
+    try:
+        depth = int(raw["depth"])
+        if 0 <= depth <= 64:
+            out["depth"] = depth
+    except (KeyError, ValueError):
+        pass
+    if "branch" in raw and BRANCH.match(raw["branch"]):
+        out["branch"] = raw["branch"]
+    if "entity" in raw and 0 < len(raw["entity"]) <= MAX_TEXT:
+        out["entity"] = raw["entity"]
+    return out
+
+
+def state_query(state: dict) -> str:
+    """The query string of a state (keys in a fixed order, empty values left out)."""
+    order = ["dataset", "model", *NUMBER_KEYS, "projection", "depth", "colour", "branch", "entity"]
+    return urlencode([(k, state[k]) for k in order if state.get(k) not in (None, "")])
