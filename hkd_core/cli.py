@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="bench_results", help="directory for results.json, report.txt, plots")
     bench.add_argument("--no-png", action="store_true", help="HTML plots only")
     bench.add_argument("--no-cache", action="store_true", help="refit everything")
+    bench.add_argument("--merge-with", metavar="results.json", action="append", default=[],
+                       help="add the datasets of an earlier run's results.json (those not in this run) "
+                            "to the report, the JSON and the README table; repeatable")
     bench.add_argument("--readme", metavar="README.md",
                        help="rewrite this file's results table (between its benchmark markers)")
 
@@ -241,7 +244,16 @@ def cmd_benchmark(args) -> int:
     cache = None if args.no_cache else os.path.join(cache_root(), "benchmark", "fits")
     results = run_benchmark(keys, coders, seeds=tuple(range(args.seeds)), quick=args.quick,
                             cache_dir=cache, log=lambda s: print(s, file=sys.stderr, flush=True))
-    recommended = next((c.label for c in coders if c.model == RECOMMENDED_MODEL), None)
+    for path in args.merge_with:
+        import json
+
+        with open(path) as fh:
+            earlier = json.load(fh)
+        for key, entry in earlier.get("datasets", {}).items():
+            if key not in results["datasets"]:
+                entry["from"] = os.path.abspath(path)     # say where the rows come from
+                results["datasets"][key] = entry
+    recommended = next((c.label for c in default_coders() if c.model == RECOMMENDED_MODEL), None)
     print(format_report(results, recommended))
     for path in write_outputs(results, args.out, recommended, png=not args.no_png):
         print(f"wrote {path}", file=sys.stderr)

@@ -65,6 +65,8 @@ def verdicts(rows: dict, recommended: str) -> list[dict]:
 def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor: str = "hkm K=2") -> str:
     lines = []
     split = entry["split"]
+    if entry.get("from"):
+        lines.append(f"(rows of {key} from an earlier run: {entry['from']})")
     for metric, rows in entry["by_metric"].items():
         lines.append(f"== {key}: {entry['n']} rows x {entry['d']}-d; neighbours by {metric} distance; "
                      f"fit on {split['train']} train rows, settings chosen on {split['validation']} "
