@@ -341,10 +341,10 @@ def register_callbacks(app, ws: Workspace, background_manager):
         tree = F.sunburst_figure(v["frame"], title=f"{label}: first {min(SUNBURST_DEPTH, D)} code digits",
                                  node_colours=node_colours, node_labels=node_labels)
         compared = metrics_rows_for(result["dataset"], result["key"])
-        columns, rows = F.metrics_table([(label, m) for label, m, _ in compared])
-        shown = next((label for label, _, current in compared if current), None)
+        columns, rows = F.metrics_table([(label, m) for label, m, _, _ in compared])
+        shown = next((label for label, _, current, _ in compared if current), None)
         tradeoff = tradeoff_figure({label: {"share": m["share"], "reduction": m["reduction"],
-                                            "baseline": not current} for label, m, current in compared},
+                                            "baseline": not current} for label, m, current, _ in compared},
                                    highlight=shown, height=380)
         marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
         return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
@@ -354,6 +354,35 @@ def register_callbacks(app, ws: Workspace, background_manager):
                 + (" (preview)" if result.get("preview") else "")
                 + (" · this data set has no labels" if requested_scheme == "label" and ds.labels is None else ""),
                 tradeoff)
+
+    # -- side by side: a second coder's code tree for the same data ---------------------------------
+    @app.callback(
+        Output("compare-select", "options"), Output("compare-select", "value"),
+        Input("result-key", "data"), State("compare-select", "value"),
+    )
+    def compare_options(result, current):
+        if not result or not result.get("key"):
+            return [], None
+        options = [{"label": label, "value": key}
+                   for label, _, current_, key in metrics_rows_for(result["dataset"], result["key"]) if not current_]
+        return options, current if current in [o["value"] for o in options] else None
+
+    @app.callback(
+        Output("code-tree-2", "figure"), Output("compare-box", "hidden"),
+        Input("compare-select", "value"), State("colour-scheme", "value"),
+        prevent_initial_call=True,
+    )
+    def compare_tree(key, scheme):
+        if not key:
+            return no_update, True
+        try:
+            v = view_data(ws, key)
+        except KeyError:
+            return F.message_figure("That result is no longer in the cache."), False
+        colours, labels = tree_colours_and_labels(ws, v, scheme or "hierarchical")
+        D = v["codes"].shape[1]
+        return F.sunburst_figure(v["frame"], title=f"{describe(v['meta'])}: first {min(SUNBURST_DEPTH, D)} digits",
+                                 node_colours=colours, node_labels=labels), False
 
     def map_xy(result, method):
         """(projection method actually drawn, its coordinates)."""
@@ -367,13 +396,13 @@ def register_callbacks(app, ws: Workspace, background_manager):
                           lambda: F.hover_texts(v["dataset"].names, v["dataset"].labels, v["strings"]))
 
     def metrics_rows_for(dataset_key, current_key, limit: int = 12):
-        """(label, metrics, is current) for the shown model and the newest cached results of the
+        """(label, metrics, is current, result key) for the shown model and the newest cached results of the
         data set, labelled so that two runs of one model are told apart by their parameters."""
         keys = [current_key] + [k for k in reversed(list(ws.cached_results(dataset_key))) if k != current_key]
         results = [(k, ws.result(k)) for k in keys[:limit]]
         results = [(k, r) for k, r in results if r and r.get("metrics")]
         labels = distinct_labels([r["meta"] for _, r in results])
-        return [(label + (" — shown" if k == current_key else ""), r["metrics"], k == current_key)
+        return [(label + (" — shown" if k == current_key else ""), r["metrics"], k == current_key, k)
                 for label, (k, r) in zip(labels, results)]
 
     # -- depth slider: browser-only recolour ------------------------------------------------------------

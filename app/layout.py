@@ -117,6 +117,12 @@ def tree_card():
         _loading(dcc.Graph(id="code-tree", figure=message_figure("Waiting for codes…"), className="tree-graph",
                            config={"displaylogo": False})),
         html.Div(id="selection-info", className="muted small"),
+        dcc.Dropdown(id="compare-select", options=[], value=None, clearable=True,
+                     placeholder="Compare with another coder's tree on this data set…"),
+        html.Div(id="compare-box", hidden=True, children=[
+            _loading(dcc.Graph(id="code-tree-2", figure=message_figure(""), className="tree-graph compare",
+                               config={"displaylogo": False})),
+        ]),
     ])
 
 

@@ -359,3 +359,24 @@ def test_url_restores_depth_projection_and_branch_after_reload(dash_duo, cache_d
     # a hostile URL is ignored, the page still works
     dash_duo.driver.get(url.split("?")[0] + "?dataset=../../etc&depth=-7&branch=<b>&K=2.5")
     dash_duo.wait_for_contains_text("#depth-label", "N = 1", timeout=120)
+
+
+def test_tradeoff_chart_and_side_by_side_trees(dash_duo, tmp_path):
+    """Two coders on one data set: the trade-off chart draws a line per coder (N at each point) and
+    the compare menu draws the other coder's tree beside the first."""
+    start(dash_duo, str(tmp_path))
+    wait_until(lambda: dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace"), timeout=30)
+    choose(dash_duo, "model-select", "random")
+    dash_duo.find_element("#train-button").click()
+    dash_duo.wait_for_contains_text("#status", "random trained", timeout=60)
+    traces = lambda: dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace")  # noqa: E731
+    lines = wait_until(lambda: (lambda t: t if len(t) == 2 else None)(traces()), timeout=30)
+    points = dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace path.point")
+    assert len(lines) == 2 and len(points) >= 8
+    legend = dash_duo.find_element("#tradeoff .legend").text
+    assert "random" in legend and "hkm" in legend and "shown" in legend
+    choose(dash_duo, "compare-select", next(t for t in legend.splitlines() if t.startswith("hkm")))
+    wait_until(lambda: dash_duo.find_element("#compare-box").is_displayed(), timeout=30)
+    slices = wait_until(lambda: dash_duo.driver.find_elements("css selector", "#code-tree-2 g.slice path.surface"),
+                        timeout=30)
+    assert len(slices) > 2
