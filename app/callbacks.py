@@ -84,6 +84,17 @@ def recolour_patch(ws: Workspace, v: dict, scheme: str, depth, method: str, xy) 
     return patch
 
 
+def members_table(v: dict, rows) -> list[dict]:
+    """Entity-table rows for a set of rows (a branch, a selection, search matches), nearest to
+    their centre first (input-space distance)."""
+    from hkd_core.distances import pairwise
+
+    ds = v["dataset"]
+    X = ds.X[rows].astype(np.float64)
+    dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
+    return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
+
+
 def map_payload(ws: Workspace, v: dict, scheme: str, method: str, xy) -> dict:
     """The browser's recolouring data for one result, scheme and map (label positions)."""
     return ws.derived((v["key"], scheme, method, "payload"),
@@ -435,7 +446,6 @@ def register_callbacks(app, ws: Workspace, background_manager):
             raise PreventUpdate
         node_id = click["points"][0].get("id")
         v = view_data(ws, result["key"])
-        ds = v["dataset"]
         method, xy = map_xy(result, method)
         patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         if not node_id or node_id == "root":
@@ -448,12 +458,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         if not len(rows):
             patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
             return [], patch, f"Branch {node_id} is not in this code tree.", None
-        X = ds.X[rows].astype(np.float64)
-        centre = X.mean(0, keepdims=True)
-        from hkd_core.distances import pairwise
-
-        dist = pairwise(X, centre, ds.metric)[:, 0]
-        table = F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
+        table = members_table(v, rows)
         patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
         prefix = v["frame"].loc[v["frame"]["ids"] == node_id, "prefix"]
         return (table, patch, f"Branch {prefix.iloc[0] if len(prefix) else node_id}: {len(rows)} entities",
@@ -511,11 +516,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         patch["data"][F.TRACE_MEMBERS].update(F.overlay_points(xy, rows))
         if not len(rows):
             return [], patch, (f"No match: {text}" if text else "")
-        X = ds.X[rows].astype(np.float64)
-        from hkd_core.distances import pairwise
-
-        dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
-        return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), patch, f"Found {text} (outlined on the map)"
+        return members_table(v, rows), patch, f"Found {text} (outlined on the map)"
 
     # -- lasso / box selection on the map -> table, overlay, the branches it spans ----------------
     @app.callback(
@@ -537,17 +538,13 @@ def register_callbacks(app, ws: Workspace, background_manager):
         if not len(rows):
             patch["data"][F.TRACE_SELECTION].update({"x": [], "y": []})
             return [], patch, "Nothing selected: drag a box or lasso on the map (toolbar).", None
-        from hkd_core.distances import pairwise
-
-        X = ds.X[rows].astype(np.float64)
-        dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
         patch["data"][F.TRACE_SELECTION].update(F.overlay_points(xy, rows))
         d = int(max(1, min(int(depth or 1), v["codes"].shape[1])))
         spans = F.branches_spanned(v["codes"][rows], d, v["K"])
         text = (f"Selection: {len(rows)} entities in {len(spans)} branch{'es' if len(spans) != 1 else ''} "
                 f"at N={d}: " + ", ".join(f"{p} ({c})" for p, c in spans[:8])
                 + (f", … {len(spans) - 8} more" if len(spans) > 8 else ""))
-        return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), patch, text, rows.tolist()
+        return members_table(v, rows), patch, text, rows.tolist()
 
     # -- entity search -> neighbours ---------------------------------------------------------------
     @app.callback(

@@ -104,7 +104,7 @@ def test_train_without_model_uses_the_recommended_coder(tmp_path):
     from hkd_core.presets import RECOMMENDED_MODEL
 
     out = tmp_path / "rec"
-    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--D", "4", "--out", str(out)]) == 0
+    assert main(["train", "--dataset", "synthetic", "--D", "4", "--out", str(out)]) == 0
     assert json.loads((out / "run.json").read_text())["model"] == RECOMMENDED_MODEL
 
 

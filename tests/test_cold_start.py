@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 COLD_STARTS = int(os.environ.get("HKD_COLD_STARTS", "20"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

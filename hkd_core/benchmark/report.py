@@ -125,15 +125,15 @@ def markdown_summary(results: dict, recommended: str | None, paper: str = "hkd")
     mean ± sd over seeds), with the verdict."""
     p = results["protocol"]
     lines = [f"Test rows, mean ± sd over {len(p['seeds'])} seeds; settings chosen on validation rows; "
-             f"queries = database = test rows. `python -m hkd_core benchmark"
-             f"{' --quick' if p['quick'] else ''}` regenerates it.", "",
+             f"queries = database = test rows; \"best baseline\" rows are the strongest baseline at "
+             f">= 80 %, >= 90 % or on AUC.{' QUICK run (small data).' if p['quick'] else ''}", "",
              "| dataset | neighbours | coder | >= 80 % | >= 90 % | AUC | verdict |",
              "|---|---|---|---|---|---|---|"]
     for key, entry in results["datasets"].items():
         for metric, rows in entry["by_metric"].items():
             verdict = {v["what"]: v for v in verdicts(rows, recommended)} if recommended else {}
             shown = [n for n in dict.fromkeys([paper, recommended]) if n and n in rows]
-            for what in LEVEL_KEYS[:2]:
+            for what in (*LEVEL_KEYS[:2], "auc"):
                 if what in verdict and verdict[what]["best_baseline"] not in shown:
                     shown.append(verdict[what]["best_baseline"])
             for name in shown:
