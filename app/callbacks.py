@@ -296,6 +296,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
                 time.sleep(1.0)
             if job_ws.has_result(request["key"]):
                 msg = f"{request['model']} trained (by another session)"
+                set_progress(("1", "1", msg))
                 return ({"key": request["key"], "dataset": request["dataset"], "model": request["model"]}, msg, msg)
         try:
             key = job_ws.train(request["dataset"], request["model"], request["params"], progress=progress)
