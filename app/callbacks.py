@@ -396,6 +396,13 @@ def register_callbacks(app, ws: Workspace, background_manager):
         return F.sunburst_figure(v["frame"], title=f"{describe(v['meta'])}: first {min(SUNBURST_DEPTH, D)} digits",
                                  node_colours=colours, node_labels=labels), False
 
+    def overlay_context(result, method, depth, scheme):
+        """What every overlay callback starts from: the result's view data, the map coordinates,
+        and a figure patch that keeps the page's depth and colours."""
+        v = view_data(ws, result["key"])
+        method, xy = map_xy(result, method)
+        return v, xy, recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
+
     def map_xy(result, method):
         """(projection method actually drawn, its coordinates)."""
         ds = ws.dataset(result["dataset"])
@@ -446,9 +453,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         if not click or not result or not result.get("key"):
             raise PreventUpdate
         node_id = click["points"][0].get("id")
-        v = view_data(ws, result["key"])
-        method, xy = map_xy(result, method)
-        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
+        v, xy, patch = overlay_context(result, method, depth, scheme)
         if not node_id or node_id == "root":
             patch["data"][F.TRACE_MEMBERS].update({"x": [], "y": []})
             return [], patch, "Whole tree selected: click a branch to list its members.", None
@@ -506,10 +511,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
 
         if not result or not result.get("key"):
             return no_update, no_update, "Codes are not ready yet."
-        v = view_data(ws, result["key"])
+        v, xy, patch = overlay_context(result, method, depth, scheme)
         ds = v["dataset"]
-        method, xy = map_xy(result, method)
-        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         try:
             rows, text = find_entities(query or "", ds.names, ds.labels, v["codes"], v["K"])
         except ValueError as exc:
@@ -531,10 +534,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
     def on_select(selected, result, method, depth, scheme):
         if not result or not result.get("key"):
             raise PreventUpdate
-        v = view_data(ws, result["key"])
+        v, xy, patch = overlay_context(result, method, depth, scheme)
         ds = v["dataset"]
-        method, xy = map_xy(result, method)
-        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         rows = F.selected_rows(selected, ds.n)
         if not len(rows):
             patch["data"][F.TRACE_SELECTION].update({"x": [], "y": []})
@@ -578,10 +579,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
     def on_search(name, k, result, method, depth, scheme):
         if not result or not result.get("key"):
             raise PreventUpdate
-        v = view_data(ws, result["key"])
+        v, xy, patch = overlay_context(result, method, depth, scheme)
         ds = v["dataset"]
-        method, xy = map_xy(result, method)
-        patch = recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
         if not name or name not in ds.names:
             patch["data"][F.TRACE_NEIGHBOURS].update({"x": [], "y": []})
             patch["data"][F.TRACE_QUERY].update({"x": [], "y": []})

@@ -377,6 +377,19 @@ def ancestor_at_depth(structure: dict, node: str, level: int) -> str:
 # the shipped dataset
 
 
+def closure_dataset(name: str, X, names, labels, structure: dict, edges, description: str,
+                    extra: dict) -> Dataset:
+    """A Poincare-embedded WordNet closure as a Dataset: the label hierarchy from the closure's
+    parents, and per row the edges, depth and parents in ``extra`` (Dataset.item_ancestors)."""
+    return Dataset(
+        name=name, X=X, names=names, labels=labels, metric="poincare",
+        hierarchy={lab: structure["parents"][lab][0] for lab in set(labels) if structure["parents"][lab]},
+        description=description,
+        extra={"edges": edges, "depth": [structure["depth"][n] for n in names],
+               "parents": [structure["parents"][n] for n in names], **extra},
+    )
+
+
 def _embedding_path(variant: str, data_dir: Path) -> Path:
     if variant not in EMBEDDING_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(EMBEDDING_VARIANTS)}, got {variant!r}")
@@ -433,21 +446,13 @@ def load_mammals(embedding_path=None, variant: str = "default", data_dir=None,
     norms = np.linalg.norm(X, axis=1)
     if norms.max() >= 1.0:
         raise ValueError(f"{emb_path}: points must lie inside the unit ball, max norm {norms.max():.6f}")
-    return Dataset(
-        name="mammals",
-        X=X,
-        names=names,
-        labels=labels,
-        metric="poincare",
-        hierarchy={lab: structure["parents"][lab][0] for lab in set(labels) if structure["parents"][lab]},
+    return closure_dataset(
+        "mammals", X, names, labels, structure, edges,
         description=(f"WordNet 3.0 closure under {structure['root']}: {len(nodes)} synsets, "
                      f"{len(edges)} hyponym-ancestor edges; {X.shape[1]}-d Poincare embedding "
                      f"({emb_path.name}); labels = ancestor at depth {label_depth} "
                      f"(groups under {label_min_group} members merged upward)"),
         extra={
-            "edges": edges,
-            "depth": [structure["depth"][n] for n in names],
-            "parents": [structure["parents"][n] for n in names],
             "root": structure["root"],
             "variant": variant if embedding_path is None else None,
             "embedding_path": str(emb_path),
@@ -563,21 +568,13 @@ def load_wordnet_subtree(root: str, dim: int = 10, epochs: int = SUBTREE_EPOCHS,
         raise ValueError(f"{emb_path} names do not match the closure's {len(nodes)} synsets")
     structure = closure_structure(nodes, edges, root=root)
     labels = group_labels(structure, names, int(label_depth), int(label_min_group))
-    return Dataset(
-        name=f"wordnet:{root}",
-        X=X,
-        names=names,
-        labels=labels,
-        metric="poincare",
-        hierarchy={lab: structure["parents"][lab][0] for lab in set(labels) if structure["parents"][lab]},
+    return closure_dataset(
+        f"wordnet:{root}", X, names, labels, structure, edges,
         description=(f"WordNet 3.0 closure under {root}: {len(nodes)} synsets, {len(edges)} "
                      f"hyponym-ancestor edges; {X.shape[1]}-d Poincare embedding trained here "
                      f"({epochs} epochs, reconstruction MR {info['reconstruction']['mean_rank']:.2f} / "
                      f"MAP {info['reconstruction']['map']:.3f})"),
         extra={
-            "edges": edges,
-            "depth": [structure["depth"][n] for n in names],
-            "parents": [structure["parents"][n] for n in names],
             "root": root,
             "cache_dir": str(cache),
             "reconstruction": info["reconstruction"],
