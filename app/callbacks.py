@@ -490,7 +490,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
             code = view_data(ws, result["key"])["strings"][row]
         label = ds.labels[row] if ds.labels is not None else ""
         children = html.Div(className="thumb", children=[
-            html.Img(src=F.thumbnail_uri(images[row]), alt=ds.names[row], className="thumb-img"),
+            html.Img(src=F.thumbnail_uri(images, row), alt=ds.names[row], className="thumb-img")
+            if images[row] is not None else html.Div("(no image)", className="muted small"),
             html.Div(ds.names[row], className="thumb-name"),   # text children: React escapes them
             html.Div(f"label {label}" if label else "", className="muted small"),
             html.Div(f"code {code}" if code else "", className="mono small"),

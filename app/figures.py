@@ -80,24 +80,13 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def thumbnail_uri(image, size: int = 96) -> str:
-    """A data-set image (2-d grey or h x w x 3 array, any value range) as a PNG data URI of about
-    ``size`` pixels, pixels kept square and sharp (nearest neighbour), for hover and tables."""
-    from PIL import Image
+def thumbnail_uri(images, row: int, size: int = 96) -> str | None:
+    """Row ``row``'s image (``Dataset.extra["images"]``: pixel arrays or stored PNG thumbnails)
+    as a PNG data URI for hover and tables, or None when the row has no image."""
+    from hkd_core.images import data_uri, thumbnail_png
 
-    a = np.asarray(image, dtype=np.float64)
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"an image must be h x w or h x w x 3, got shape {a.shape}")
-    lo, hi = float(a.min()), float(a.max())
-    a = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
-    if a.ndim == 2:
-        a = 1.0 - a                       # grey levels as ink on paper (digits: 16 = black)
-    img = Image.fromarray((255 * a).astype(np.uint8).squeeze())
-    scale = max(1, size // max(img.size))
-    img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    png = thumbnail_png(images, row, size)
+    return None if png is None else data_uri(png)
 
 
 def hover_texts(names, labels, code_strings) -> list[str]:

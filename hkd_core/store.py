@@ -49,8 +49,27 @@ def _sha(*parts) -> str:
 
 def dataset_fingerprint(dataset) -> str:
     """Hash of the data itself (values, names, labels, metric), not of its file or name."""
-    return _sha(np.asarray(dataset.X, dtype=np.float32), list(dataset.names),
-                list(dataset.labels) if dataset.labels is not None else None, dataset.metric)
+    parts = [np.asarray(dataset.X, dtype=np.float32), list(dataset.names),
+             list(dataset.labels) if dataset.labels is not None else None, dataset.metric]
+    side = _side_parts(dataset)
+    if side:                      # metadata or images: part of the data (no change to older keys)
+        parts.append(_sha(*side))
+    return _sha(*parts)
+
+
+def _side_parts(dataset) -> list:
+    columns = dataset.metadata_columns() if hasattr(dataset, "metadata_columns") else {}
+    images = (dataset.extra or {}).get("images")
+    parts = []
+    for name in sorted(columns):
+        values = columns[name]
+        parts += [name, np.asarray(values, dtype=np.float64) if isinstance(values, np.ndarray) else list(values)]
+    if images is not None:
+        from hkd_core.images import pack_thumbnails
+
+        parts.append(np.asarray(images) if isinstance(images, np.ndarray)
+                     else pack_thumbnails(list(images))["thumb_bytes"])
+    return parts
 
 
 def model_key(fingerprint: str, model: str, params: dict) -> str:
@@ -269,12 +288,32 @@ class ArtefactStore:
                 "metric": dataset.metric, "description": dataset.description,
                 "filename": filename or _filename_of(dataset.name), "n": int(X.shape[0]),
                 "d": int(X.shape[1])}
+        arrays = {"X": X}
+        # metadata: text columns in the json half, numeric ones as arrays; thumbnails packed flat
+        text_columns, number_columns = {}, []
+        for j, (name, values) in enumerate(dataset.metadata_columns().items()):
+            if isinstance(values, np.ndarray):
+                arrays[f"meta_{j}"] = np.asarray(values, dtype=np.float64)
+                number_columns.append([name, f"meta_{j}"])
+            else:
+                text_columns[name] = [str(v) for v in values]
+        if text_columns or number_columns:
+            info["columns"] = {"text": text_columns, "number": number_columns,
+                               "order": list(dataset.metadata_columns())}
+        images = (dataset.extra or {}).get("images")
+        if images is not None:
+            from hkd_core.images import pack_thumbnails
+
+            if isinstance(images, np.ndarray):
+                arrays["image_pixels"] = images
+            else:
+                arrays.update(pack_thumbnails(list(images)))
 
         def list_it():
             if filename is not None:
                 self._list_upload(fp, info)
 
-        self._put_entry("dataset:" + fp, {"X": X}, info, then=list_it)
+        self._put_entry("dataset:" + fp, arrays, info, then=list_it)
         return fp
 
     def add_upload(self, dataset, filename: str) -> str:
@@ -299,8 +338,19 @@ class ArtefactStore:
             return None
         arrays, info = got
         try:
+            extra = {}
+            if info.get("columns"):
+                found = dict(info["columns"]["text"])
+                found.update({name: np.asarray(arrays[key], dtype=np.float64) for name, key in info["columns"]["number"]})
+                extra["columns"] = {name: found[name] for name in info["columns"]["order"]}
+            if "image_pixels" in arrays:
+                extra["images"] = arrays["image_pixels"]
+            elif "thumb_bytes" in arrays:
+                from hkd_core.images import unpack_thumbnails
+
+                extra["images"] = unpack_thumbnails(arrays["thumb_bytes"], arrays["thumb_offsets"])
             return Dataset(name=info["name"], X=arrays["X"], names=info["names"], labels=info["labels"],
-                           metric=info["metric"], description=info.get("description", ""))
+                           metric=info["metric"], description=info.get("description", ""), extra=extra)
         except (KeyError, TypeError, ValueError):
             self._delete_entry("dataset:" + fingerprint)
             return None

@@ -39,6 +39,9 @@ MIN_ROWS = 2  # the fewest rows a Dataset accepts; models may need more and say 
 
 NAME_COLUMNS = ("name", "entity", "synset", "word", "id")  # in order of preference
 LABEL_COLUMNS = ("label", "class", "category")
+IMAGE_COLUMNS = ("image", "image_bytes", "image_path", "image_file", "img", "thumbnail")
+META_PREFIXES = ("meta:", "meta_")   # a numeric column so named is metadata, not a dimension
+MAX_METADATA_COLUMNS = 32
 TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS + (".npy", ".parquet")
 POINCARE_HINTS = ("poincare", "poincaré", "hyperbolic")
@@ -62,6 +65,7 @@ def parse_embedding_upload(
     metric: str | None = None,
     max_rows: int = MAX_ROWS,
     max_columns: int = MAX_COLUMNS,
+    image_root: str | None = None,
 ) -> Dataset:
     """Parse an uploaded embedding file into a Dataset.
 
@@ -69,6 +73,8 @@ def parse_embedding_upload(
     content   raw bytes, or the ``"data:<mime>;base64,<...>"`` string dcc.Upload delivers
               (any other string is taken as the file's text).
     metric    None (euclidean unless the filename hints at Poincare), "euclidean" or "poincare".
+    image_root  folder below which an image column's file paths may be read (None: paths are
+              kept as text; image bytes and ``data:image/`` cells need no folder).
     """
     if metric is not None and metric not in METRICS:
         raise UploadError(f"metric must be one of {METRICS} or None, got {metric!r}")
@@ -91,19 +97,31 @@ def parse_embedding_upload(
         raise UploadError(_too_large_message(filename, len(data), max_bytes))
 
     warnings: list[str] = []
+    side = {"columns": {}, "image": None}
     if ext in TEXT_EXTENSIONS:
-        X, names, labels, dims = _parse_text_table(filename, data, ext, max_rows, max_columns, warnings)
+        X, names, labels, dims, side = _parse_text_table(filename, data, ext, max_rows, max_columns, warnings)
     elif ext == ".npy":
         X, names, labels, dims = _read_npy(filename, data, max_rows, max_columns), None, None, None
     else:
         frame = _read_parquet(filename, data, max_rows, max_columns)
-        X, names, labels, dims = _table_columns(filename, frame, False, warnings)
+        X, names, labels, dims, side = _table_columns(filename, frame, False, warnings)
 
     _check_shape(filename, X, max_rows, max_columns)
     _check_finite(filename, X, dims)
     names = _unique_names(names, len(X), warnings)
     _warn_degenerate(X, warnings)
     chosen_metric = _choose_metric(filename, X, metric, warnings)
+    extra = {"source": "upload", "filename": filename, "warnings": warnings}
+    columns = dict(side["columns"])
+    if side["image"] is not None:
+        column, values = side["image"]
+        thumbs = _image_thumbnails(column, values, image_root, warnings)
+        if thumbs is not None:
+            extra["images"] = thumbs
+        else:
+            columns.setdefault(column, _text_values(pd.Series(values), column, "metadata", warnings))
+    if columns:
+        extra["columns"] = columns
 
     return Dataset(
         name=f"upload:{filename}",
@@ -112,8 +130,53 @@ def parse_embedding_upload(
         labels=labels,
         metric=chosen_metric,
         description=f"uploaded file {filename} ({X.shape[0]} rows x {X.shape[1]} dimensions)",
-        extra={"source": "upload", "filename": filename, "warnings": warnings},
+        extra=extra,
     )
+
+
+def _image_thumbnails(column: str, values: list, image_root: str | None, warnings) -> list | None:
+    """One PNG thumbnail (or None) per row from an image column: image bytes (Parquet binary),
+    ``data:image/...;base64,`` text, or file paths -- read only below ``image_root``, never
+    elsewhere on the server. None (and a warning) when no row yields an image."""
+    from hkd_core.images import ImageError, thumbnail_from_bytes
+
+    root = os.path.realpath(image_root) if image_root else None
+    thumbs, problems, paths_refused = [], {}, 0
+    for value in values:
+        thumb = None
+        try:
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                thumb = thumbnail_from_bytes(value)
+            elif isinstance(value, str) and value.strip():
+                text = value.strip()
+                if text.lower().startswith("data:image/"):
+                    thumb = thumbnail_from_bytes(decode_upload_content(text.replace(" ", "+")))
+                elif root is None or "://" in text:
+                    paths_refused += 1
+                else:
+                    path = os.path.realpath(os.path.join(root, text))
+                    if os.path.commonpath([root, path]) != root:
+                        raise ImageError("path leads outside the image folder")
+                    if not os.path.isfile(path):
+                        raise ImageError("no such file")
+                    if os.path.getsize(path) > 10 * 1024 * 1024:
+                        raise ImageError("file over 10 MB")
+                    with open(path, "rb") as fh:
+                        thumb = thumbnail_from_bytes(fh.read())
+        except (ImageError, UploadError, OSError) as exc:
+            problems[str(exc)] = problems.get(str(exc), 0) + 1
+        thumbs.append(thumb)
+    found = sum(t is not None for t in thumbs)
+    if paths_refused:
+        warnings.append(
+            f"column {column!r}: the image paths or URLs of {_count(paths_refused, 'row')} are kept as text; "
+            "paths are read only below the folder given with --image-root, URLs never"
+            if root is None else
+            f"column {column!r}: the image URLs of {_count(paths_refused, 'row')} are kept as text (URLs are not fetched)")
+    if problems:
+        why = "; ".join(f"{n} {reason}" for reason, n in sorted(problems.items(), key=lambda kv: -kv[1])[:3])
+        warnings.append(f"column {column!r}: no thumbnail for {_count(sum(problems.values()), 'row')} ({why})")
+    return thumbs if found else None
 
 
 def _check_filename(filename) -> str:
@@ -302,7 +365,7 @@ def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings):
         names = _text_values(typed[roles["name"]], roles["name"], "name", warnings)
     if roles["label"] is not None:
         labels = _text_values(typed[roles["label"]], roles["label"], "label", warnings)
-    return X, names, labels, [str(c) for c in features]
+    return X, names, labels, [str(c) for c in features], _side_columns("", typed, roles, warnings)
 
 
 def _check_ragged(filename, text: str, lines: list[str], sep: str, skip: int) -> int:
@@ -425,7 +488,7 @@ def _table_columns(filename, frame: pd.DataFrame, index_is_line: bool, warnings)
 
     names = None if name_col is None else _text_values(frame[name_col], name_col, "name", warnings)
     labels = None if label_col is None else _text_values(frame[label_col], label_col, "label", warnings)
-    return X, names, labels, dims
+    return X, names, labels, dims, _side_columns(filename, frame, roles, warnings)
 
 
 def _text_values(values: pd.Series, col, role: str, warnings) -> list[str]:
@@ -436,10 +499,14 @@ def _text_values(values: pd.Series, col, role: str, warnings) -> list[str]:
         for i in empty:
             text[i] = f"row_{i}"
         what = f"without a name in column {col!r} are called row_<index>"
-    else:
+    elif role == "label":
         for i in empty:
             text[i] = "(missing)"
         what = f"without a label in column {col!r} are labelled '(missing)'"
+    else:
+        for i in empty:
+            text[i] = "(missing)"
+        return text          # an empty metadata cell is just missing: no warning
     if empty:
         warnings.append(f"{_count(len(empty), 'row')} {what}")
     return text
@@ -452,13 +519,29 @@ def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool 
         label_like = [c for c in frame.columns if lower[c] in LABEL_COLUMNS]
         name_col = min(name_like, key=lambda c: NAME_COLUMNS.index(lower[c]), default=None)
         label_col = min(label_like, key=lambda c: LABEL_COLUMNS.index(lower[c]), default=None)
-        ignored = [c for c in name_like + label_like if c not in (name_col, label_col)]
+        image_like = [c for c in frame.columns if lower[c] in IMAGE_COLUMNS]
+        image_col = min(image_like, key=lambda c: IMAGE_COLUMNS.index(lower[c]), default=None)
+        ignored = [c for c in name_like + label_like + image_like if c not in (name_col, label_col, image_col)]
         if ignored:
-            warnings.append(f"columns {ignored} were ignored: only one name and one label column are used")
-        features = [c for c in frame.columns if c not in name_like and c not in label_like]
+            warnings.append(f"columns {ignored} were ignored: only one name, one label and one image column are used")
+        rest = [c for c in frame.columns if c not in name_like + label_like + image_like]
+        # metadata: columns named meta:..., and text columns (mostly not numbers) -- a numeric
+        # column with a stray word stays a dimension, and its bad cell gets a clear error
+        metadata = [c for c in rest if lower[c].startswith(META_PREFIXES) or _is_text_column(frame[c])]
+        features = [c for c in rest if c not in metadata]
+        if any(_is_list_column(frame[c]) for c in features):
+            # Parquet with an embedding column of lists: the scalar columns describe the rows
+            scalars = [c for c in features if not _is_list_column(frame[c])]
+            metadata += scalars
+            features = [c for c in features if c not in scalars]
         if drop_index:
             features = _drop_pandas_index(frame, features, warnings)
-        return {"name": name_col, "label": label_col, "features": features}
+        if len(metadata) > MAX_METADATA_COLUMNS:
+            warnings.append(f"{len(metadata) - MAX_METADATA_COLUMNS} metadata columns were ignored "
+                            f"(at most {MAX_METADATA_COLUMNS} are kept): {metadata[MAX_METADATA_COLUMNS:][:5]}...")
+            metadata = metadata[:MAX_METADATA_COLUMNS]
+        return {"name": name_col, "label": label_col, "features": features, "metadata": metadata,
+                "image": image_col}
     # No header: leading text columns are the name, then the label (GloVe: "word v1 v2 ...").
     text_cols = []
     for col in frame.columns[:2]:
@@ -469,7 +552,41 @@ def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool 
     name_col = text_cols[0] if text_cols else None
     label_col = text_cols[1] if len(text_cols) > 1 else None
     features = [c for c in frame.columns if c not in text_cols]
-    return {"name": name_col, "label": label_col, "features": features}
+    return {"name": name_col, "label": label_col, "features": features, "metadata": [], "image": None}
+
+
+def _is_list_column(series: pd.Series) -> bool:
+    return series.dtype == object and len(series) > 0 and isinstance(series.iloc[0], (list, tuple, np.ndarray))
+
+
+def _is_text_column(series: pd.Series) -> bool:
+    """Most non-empty cells are not numbers (a metadata column such as a colour or a URL)."""
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) or _is_list_column(series):
+        return False
+    text = series.dropna().astype(str).str.strip()
+    text = text[~text.str.lower().isin(_NA_WORDS)]
+    if len(text) == 0:
+        return False
+    return float(_is_number(text).mean()) < 0.5
+
+
+def _side_columns(filename, frame: pd.DataFrame, roles: dict, warnings) -> dict:
+    """What describes the rows besides name and label: metadata columns (text as strings,
+    numbers as float64 with NaN for missing) and the image column's raw values."""
+    columns = {}
+    for col in roles.get("metadata", []):
+        series = frame[col]
+        key = str(col)
+        if pd.api.types.is_bool_dtype(series):
+            columns[key] = series.astype(str).tolist()
+        elif _is_text_column(series) or _is_list_column(series) or series.dtype == object and not len(series):
+            columns[key] = _text_values(series, col, "metadata", warnings)
+        else:
+            values = pd.to_numeric(series.astype(str).str.strip() if series.dtype == object else series,
+                                   errors="coerce")
+            columns[key] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    image = roles.get("image")
+    return {"columns": columns, "image": None if image is None else (str(image), frame[image].tolist())}
 
 
 def _drop_pandas_index(frame, features, warnings):
@@ -505,7 +622,8 @@ def _numeric_columns(filename, frame, col, index_is_line) -> list[np.ndarray]:
         where = _where(frame, pos, index_is_line)
         raise UploadError(
             f"column {col!r} of {filename!r} is not numeric: {where} holds {str(series.iloc[pos])[:40]!r}; "
-            f"only a name column ({', '.join(NAME_COLUMNS)}) and a label column ({', '.join(LABEL_COLUMNS)}) may hold text"
+            "a column of numbers with one word in it is not an embedding dimension (mostly-text columns are "
+            "kept as metadata; name numeric metadata meta:<name>)"
         )
     return [values.to_numpy(dtype=np.float64, na_value=np.nan)]
 

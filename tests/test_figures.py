@@ -178,14 +178,14 @@ def test_thumbnail_is_a_png_of_the_image():
 
     image = np.zeros((8, 8))
     image[2:6, 3] = 16                                   # a stroke
-    uri = F.thumbnail_uri(image, size=96)
+    uri = F.thumbnail_uri([image], 0, size=96)
     assert uri.startswith("data:image/png;base64,")
     png = Image.open(_io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
     assert png.size == (96, 96)
     px = np.asarray(png)
     assert px[2 * 12 + 5, 3 * 12 + 5] == 0 and px[0, 0] == 255     # ink dark, paper white
     with pytest.raises(ValueError, match="image"):
-        F.thumbnail_uri(np.zeros((2, 2, 7)))
+        F.thumbnail_uri([np.zeros((2, 2, 7))], 0)
 
 
 def test_colour_by_label_digit_and_neighbour_share():

@@ -149,8 +149,6 @@ def test_one_row_names_the_minimum():
 def test_non_numeric_cell_names_column_and_row():
     message = upload_error("v.csv", b"name,x,y\na,1,2\nb,3,oops\nc,5,6\n")
     assert "column 'y'" in message and "row 2" in message and "line 3" in message and "'oops'" in message
-    message = upload_error("v.csv", b"name,colour,x\na,red,1\nb,blue,2\n")
-    assert "column 'colour'" in message and "row 1" in message
     frame = pd.DataFrame({"x": [1.0, 2.0], "y": ["3", "q"]})
     message = upload_error("v.parquet", parquet_bytes(frame))
     assert "column 'y'" in message and "row 2" in message and "'q'" in message
@@ -360,3 +358,80 @@ def test_big_csv_is_parsed_by_pandas_without_hand_scans(monkeypatch):
     assert "column 'c'" in message and "row 2500" in message and "line 2501" in message
     lines[2500] = "w,1,2,3"
     assert "line 2501 has 4 fields but line 1 has 5" in upload_error("big.csv", ("\n".join(lines) + "\n").encode())
+
+
+# -- metadata columns and images --------------------------------------------------------------------
+
+def png_bytes(colour, size=(40, 30)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_text_columns_and_meta_numbers_are_metadata_not_dimensions():
+    rows = "".join(f"n{i},L{i % 2},{'xyz'[i % 3]},{i * 0.5},{i},{-i}\n" for i in range(3_000))
+    for content in (b"name,label,colour,meta:score,a,b\n" + rows.encode(),            # typed (long) path
+                    b"name,label,colour,meta:score,a,b\nn0,L0,x,0,1,2\nn1,L1,y,,3,4\n"):  # text path, a gap
+        ds = parse_embedding_upload("v.csv", content)
+        assert ds.X.shape[1] == 2                       # a and b only
+        columns = ds.metadata_columns()
+        assert list(columns) == ["colour", "meta:score"]
+        assert columns["colour"][:2] == ["x", "y"]
+        assert isinstance(columns["meta:score"], np.ndarray) and columns["meta:score"][0] == 0.0
+    assert np.isnan(columns["meta:score"][1])           # the empty cell is a missing number
+
+
+def test_parquet_scalars_beside_an_embedding_list_are_metadata():
+    frame = pd.DataFrame({"name": ["a", "b", "c"], "embedding": [[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+                          "year": [2001, 2002, 2003], "kind": ["p", "q", "p"]})
+    ds = parse_embedding_upload("v.parquet", parquet_bytes(frame))
+    assert ds.X.shape == (3, 2)
+    assert list(ds.metadata_columns()["year"]) == [2001.0, 2002.0, 2003.0]
+    assert ds.metadata_columns()["kind"] == ["p", "q", "p"]
+
+
+def test_image_bytes_become_thumbnails_and_bad_images_are_named():
+    from PIL import Image
+
+    frame = pd.DataFrame({"name": list("abcd"), "x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 1.0, 0.0, 2.0],
+                          "image": [png_bytes((255, 0, 0), (200, 100)), b"not an image", None, png_bytes((0, 0, 255))]})
+    ds = parse_embedding_upload("v.parquet", parquet_bytes(frame))
+    thumbs = ds.extra["images"]
+    assert thumbs[1] is None and thumbs[2] is None
+    red = Image.open(io.BytesIO(thumbs[0]))
+    assert max(red.size) <= 64 and red.size[0] == 2 * red.size[1]        # shrunk, aspect kept
+    assert red.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    assert any("no thumbnail for 1 row" in w and "not a readable" in w for w in ds.extra["warnings"])
+
+
+def test_image_paths_are_read_only_below_the_image_root(tmp_path):
+    (tmp_path / "data" / "img").mkdir(parents=True)
+    (tmp_path / "data" / "img" / "0.png").write_bytes(png_bytes((0, 255, 0)))
+    (tmp_path / "secret.png").write_bytes(png_bytes((1, 2, 3)))
+    content = b"name,a,b,image_path\nn0,1,2,img/0.png\nn1,3,4,img/../../secret.png\nn2,5,7,img/none.png\n"
+    kept_as_text = parse_embedding_upload("v.csv", content)
+    assert "images" not in kept_as_text.extra
+    assert kept_as_text.metadata_columns()["image_path"][0] == "img/0.png"
+    assert any("--image-root" in w for w in kept_as_text.extra["warnings"])
+    ds = parse_embedding_upload("v.csv", content, image_root=str(tmp_path / "data"))
+    assert ds.extra["images"][0] is not None
+    assert ds.extra["images"][1] is None and ds.extra["images"][2] is None        # outside, missing
+    assert any("outside the image folder" in w and "no such file" in w for w in ds.extra["warnings"])
+
+
+def test_metadata_and_thumbnails_survive_the_store(tmp_path):
+    from hkd_core.store import ArtefactStore, dataset_fingerprint
+
+    frame = pd.DataFrame({"name": list("abc"), "embedding": [[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+                          "year": [2001.0, np.nan, 2003.0], "kind": ["p", "q", "p"],
+                          "image": [png_bytes((255, 0, 0)), None, png_bytes((0, 0, 255))]})
+    ds = parse_embedding_upload("v.parquet", parquet_bytes(frame))
+    store = ArtefactStore(str(tmp_path))
+    back = store.get_dataset(store.add_upload(ds, "v.parquet"))
+    assert back.metadata_columns()["kind"] == ["p", "q", "p"]
+    np.testing.assert_array_equal(back.metadata_columns()["year"], [2001.0, np.nan, 2003.0])
+    assert back.extra["images"] == ds.extra["images"]
+    other = parse_embedding_upload("v.parquet", parquet_bytes(frame.assign(kind=["p", "p", "p"])))
+    assert dataset_fingerprint(other) != dataset_fingerprint(ds)       # metadata is part of the data

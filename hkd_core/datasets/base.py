@@ -18,6 +18,10 @@ class Dataset:
     metric   geometry of X: "euclidean" or "poincare" (distance used for p_{j|i} and neighbours).
     train_idx / test_idx  row indices of the split, or None when there is no split.
     hierarchy  optional mapping child label -> parent label (e.g. CIFAR class -> superclass).
+    extra    anything else. Two keys have a fixed meaning: ``extra["columns"]``, metadata columns
+             (name -> one value per row: a list of strings or a float array, NaN = missing) that
+             the page can colour by, and ``extra["images"]``, one image per row (a pixel array
+             or a list of PNG thumbnails, see hkd_core/images.py).
     """
 
     name: str
@@ -47,6 +51,11 @@ class Dataset:
             if len(self.labels) != len(X):
                 raise ValueError(f"Dataset {self.name!r}: {len(self.labels)} labels for {len(X)} rows")
             self.labels = [str(s) for s in self.labels]
+        for key, values in (self.extra.get("columns") or {}).items():
+            if len(values) != len(X):
+                raise ValueError(f"Dataset {self.name!r}: metadata column {key!r} has {len(values)} values for {len(X)} rows")
+        if self.extra.get("images") is not None and len(self.extra["images"]) != len(X):
+            raise ValueError(f"Dataset {self.name!r}: {len(self.extra['images'])} images for {len(X)} rows")
         if self.metric not in METRICS:
             raise ValueError(f"Dataset {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
 
@@ -58,9 +67,21 @@ class Dataset:
     def has_split(self) -> bool:
         return self.train_idx is not None and self.test_idx is not None
 
+    def metadata_columns(self) -> dict:
+        """Metadata columns (name -> values per row) to colour by: text as lists of strings,
+        numbers as float arrays."""
+        return dict(self.extra.get("columns") or {}) if self.extra else {}
+
     def subset(self, idx: np.ndarray, name: str | None = None) -> "Dataset":
-        """Rows ``idx`` as a Dataset of their own (no split)."""
+        """Rows ``idx`` as a Dataset of their own (no split); metadata columns and images follow."""
         idx = np.asarray(idx)
+        extra = {}
+        if self.metadata_columns():
+            extra["columns"] = {k: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx])
+                                for k, v in self.metadata_columns().items()}
+        images = self.extra.get("images") if self.extra else None
+        if images is not None:
+            extra["images"] = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
         return Dataset(
             name=name or self.name,
             X=self.X[idx],
@@ -69,6 +90,7 @@ class Dataset:
             metric=self.metric,
             hierarchy=self.hierarchy,
             description=self.description,
+            extra=extra,
         )
 
     def train(self) -> "Dataset":
