@@ -14,7 +14,7 @@ ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
                dataset_options: dict | None = None, controls: dict | None = None,
-               projection: str | None = None, title: str = "HKD Explorer"):
+               projection: str | None = None, title: str = "HKD Explorer", image_root: str | None = None):
     """Build the Dash app.
 
     cache_dir        directory for the artefact store and Dash's background-job cache
@@ -23,6 +23,7 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     dataset_options  per-dataset loader keyword arguments, e.g. {"synthetic": {"n_per_cluster": 20}}.
     controls         overrides of the start values of the controls, e.g. {"model": "hkm", "epochs": 5}.
     projection       default map method when the data allow it ("pca" for fast tests).
+    image_root       folder below which an upload's image-path column may be read (None: never).
     """
     from dash import Dash
 
@@ -74,6 +75,6 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     from app.callbacks import CONTROL_KEYS
 
     app.layout = serve_layout
-    register_callbacks(app, ws, manager)
+    register_callbacks(app, ws, manager, image_root=image_root)
     app.workspace = ws  # for tests and the benchmark
     return app

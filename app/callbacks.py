@@ -20,7 +20,7 @@ from app import figures as F
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
 from app.state import PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
-from app.colours import SCHEME_LABELS, depth_colours, rank_colours
+from app.colours import COLUMN_SCHEME, depth_colours, rank_colours, scheme_label, scheme_options
 from hkd_core.benchmark.report import tradeoff_figure
 from hkd_core.tree import (PrefixIndex, branch_labeller, format_codes, node_members, parse_prefix,
                            sunburst_frame)
@@ -64,7 +64,8 @@ def colourings(ws: Workspace, v: dict, scheme: str) -> list:
 
             knn = ws.derived((v["meta"].get("fingerprint"), "knn5"),
                              lambda: knn_indices(ds.X, min(5, ds.n - 1), ds.metric))
-        return depth_colours(v["codes"], scheme, K=v["K"], labels=ds.labels, knn=knn)
+        return depth_colours(v["codes"], scheme, K=v["K"], labels=ds.labels, knn=knn,
+                             columns=ds.metadata_columns())
     return ws.derived((v["key"], "colours", scheme), build)
 
 
@@ -92,7 +93,13 @@ def members_table(v: dict, rows) -> list[dict]:
     ds = v["dataset"]
     X = ds.X[rows].astype(np.float64)
     dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
-    return F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist)
+    return F.add_thumbnails(F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), ds.extra.get("images"))
+
+
+def table_columns(ds) -> tuple[list, list]:
+    """Column definitions of the entity and neighbour tables: with thumbnails for image data."""
+    images = ds.extra.get("images") is not None
+    return F.with_images(F.ENTITY_COLUMNS, images), F.with_images(F.NEIGHBOUR_COLUMNS, images)
 
 
 def map_payload(ws: Workspace, v: dict, scheme: str, method: str, xy) -> dict:
@@ -145,16 +152,16 @@ def distinct_labels(metas: list[dict]) -> list[str]:
     return out
 
 
-def register_callbacks(app, ws: Workspace, background_manager):
+def register_callbacks(app, ws: Workspace, background_manager, image_root: str | None = None):
     # -- dataset -> controls --------------------------------------------------------------------
     @app.callback(
         [Output(i, "value") for i in CONTROL_IDS]
         + [Output("projection-select", "options"), Output("projection-select", "value"),
            Output("dataset-info", "children"), Output("auto-request", "data"),
-           Output("url-state", "data")],
-        Input("dataset-select", "value"), State("url-state", "data"),
+           Output("url-state", "data"), Output("colour-scheme", "options"), Output("colour-scheme", "value")],
+        Input("dataset-select", "value"), State("url-state", "data"), State("colour-scheme", "value"),
     )
-    def on_dataset(dataset_key, url_state):
+    def on_dataset(dataset_key, url_state, scheme):
         if not dataset_key:
             raise PreventUpdate
         try:
@@ -162,7 +169,10 @@ def register_callbacks(app, ws: Workspace, background_manager):
         except Exception as exc:  # missing archive or uncached features: say so, keep serving
             message = f"Cannot load {dataset_key}: {exc}"
             return [no_update] * (len(CONTROL_IDS) + 2) + [html.Span(message, className="error"), no_update,
-                                                           no_update]
+                                                           no_update, no_update, no_update]
+        schemes = scheme_options(ds.labels is not None, ds.metadata_columns())
+        scheme_menu = [{"label": "colour: " + text, "value": key} for key, text in schemes]
+        scheme_value = no_update if scheme in {key for key, _ in schemes} else "hierarchical"
         url = url_state or {}
         # the first data set shown after a page load takes the model, parameters and map of the
         # page's URL (app/urlstate.py); later changes of data set start from its defaults
@@ -177,7 +187,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         info = (ds.description or ds.name) + f" — {ds.n} entities, {ds.X.shape[1]}-d, {ds.metric} metric"
         return ([c[k] for k in CONTROL_KEYS] + [options, method, info,
                 {"dataset": dataset_key, "nonce": uuid.uuid4().hex, "controls": c},
-                {**url, "applied": True} if from_url else no_update])
+                {**url, "applied": True} if from_url else no_update, scheme_menu, scheme_value])
 
     @app.callback(
         Output("code-tree", "clickData"), Output("entity-search", "value", allow_duplicate=True),
@@ -315,11 +325,11 @@ def register_callbacks(app, ws: Workspace, background_manager):
         Output("depth-slider", "max"), Output("depth-slider", "marks"), Output("depth-slider", "value"),
         Output("entity-table", "rowData"), Output("neighbour-table", "rowData"),
         Output("selection-info", "children"), Output("map-caption", "children"), Output("tradeoff", "figure"),
+        Output("entity-table", "columnDefs"), Output("neighbour-table", "columnDefs"),
         Input("result-key", "data"), Input("projection-select", "value"), Input("colour-scheme", "value"),
         State("dataset-select", "value"), State("depth-slider", "value"),
     )
     def render(result, method, scheme, dataset_key, depth):
-        requested_scheme = scheme
         if not result:
             raise PreventUpdate
         if ctx.triggered_id == "projection-select" and result.get("dataset") != dataset_key:
@@ -337,13 +347,16 @@ def register_callbacks(app, ws: Workspace, background_manager):
                                rank_colours(label_codes, max_depth=1)[1])
             return (fig, None, F.message_figure("Codes are being trained…"), [], [], 16, no_update, no_update,
                     [], [], "", title + " · coloured by label (codes are being trained)",
-                    F.message_figure("Codes are being trained…"))
+                    F.message_figure("Codes are being trained…"), *table_columns(ds))
         v = view_data(ws, result["key"])
         D = v["codes"].shape[1]
         depth = int(min(max(depth if depth is not None else 1, 0), D))
         scheme = scheme or "hierarchical"
+        missing = None                   # a colouring the data set cannot give: say so in the caption
         if scheme == "label" and ds.labels is None:
-            scheme = "hierarchical"      # nothing to colour by: say so in the caption below
+            scheme, missing = "hierarchical", "this data set has no labels"
+        elif scheme.startswith(COLUMN_SCHEME) and scheme[len(COLUMN_SCHEME):] not in ds.metadata_columns():
+            scheme, missing = "hierarchical", f"this data set has no column {scheme[len(COLUMN_SCHEME):]!r}"
         label = f"{v['meta']['model']}" + (" (preview)" if result.get("preview") else "")
         payload = map_payload(ws, v, scheme, method, xy)
         fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, depth),
@@ -361,11 +374,11 @@ def register_callbacks(app, ws: Workspace, background_manager):
         marks = {i: str(i) for i in range(0, D + 1)} if D <= 16 else {i: str(i) for i in range(0, D + 1, 4)}
         return (fig, payload, tree, columns, rows, D, marks, depth, [], [], "",
                 f"{title} · colour = " + (f"shared first-N code prefix of {describe(v['meta'])}"
-                                          if scheme in ("hierarchical", "rank") else SCHEME_LABELS[scheme]
+                                          if scheme in ("hierarchical", "rank") else scheme_label(scheme)
                                           + f" ({describe(v['meta'])})")
                 + (" (preview)" if result.get("preview") else "")
-                + (" · this data set has no labels" if requested_scheme == "label" and ds.labels is None else ""),
-                tradeoff)
+                + (f" · {missing}" if missing else ""),
+                tradeoff, *table_columns(ds))
 
     # -- side by side: a second coder's code tree for the same data ---------------------------------
     @app.callback(
@@ -595,7 +608,8 @@ def register_callbacks(app, ws: Workspace, background_manager):
         d[q] = np.inf
         nbrs = np.argsort(d, kind="stable")[:k]
         shared = shared_prefix_length(v["codes"][nbrs], v["codes"][q])
-        table = F.neighbour_rows(q, nbrs, d[nbrs], shared, ds.names, ds.labels, v["strings"])
+        table = F.add_thumbnails(F.neighbour_rows(q, nbrs, d[nbrs], shared, ds.names, ds.labels, v["strings"]),
+                                 ds.extra.get("images"))
         patch["data"][F.TRACE_NEIGHBOURS].update(F.overlay_points(xy, nbrs))
         patch["data"][F.TRACE_QUERY].update(F.overlay_points(xy, [q]))
         return table, patch
@@ -633,7 +647,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
         if contents is None:
             raise PreventUpdate
         try:
-            ds = parse_embedding_upload(filename or "", contents)
+            ds = parse_embedding_upload(filename or "", contents, image_root=image_root)
         except UploadError as exc:
             return f"Upload rejected: {exc}", False, no_update, no_update
         except Exception as exc:  # any other failure is still the user's file, never a crash
@@ -694,7 +708,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
                         return no_update, "Codes are not ready yet."
                     v = view_data(ws, result["key"])
                     df = F.codes_frame(ds.names, ds.labels, v["codes"], ws.projection(result["dataset"], method),
-                                       v["strings"])
+                                       v["strings"], columns=ds.metadata_columns())
                     if target == "selection":
                         if not selection:
                             return no_update, "Nothing is selected: drag a box or lasso on the map first."
@@ -704,7 +718,7 @@ def register_callbacks(app, ws: Workspace, background_manager):
                     rows = {"entities": entity_rows, "neighbours": neighbour_rows, "metrics": metric_rows}[target]
                     if not rows:
                         return no_update, f"The {target} table is empty."
-                    df = pd.DataFrame(rows)
+                    df = pd.DataFrame(rows).drop(columns=["image"], errors="ignore")   # thumbnails stay on the page
                 data = table_bytes(df, fmt)
         except Exception as exc:
             return no_update, f"Export failed: {type(exc).__name__}: {exc}"

@@ -38,6 +38,7 @@ HUE_SPAN = 0.92              # the first and last depth-1 branch must not meet a
 CHILD_SPREAD = 0.55          # children share this fraction of their parent's hue interval, centred
                              # on the parent's hue: they stay recognisably its shades
 SCHEMES = ("hierarchical", "rank", "label", "digit", "share")
+COLUMN_SCHEME = "column:"    # + a metadata column's name: colour by that column
 SCHEME_LABELS = {"hierarchical": "code prefix: hierarchical colours", "rank": "code prefix: largest groups",
                  "label": "label", "digit": "code digit N alone", "share": "neighbour share at depth N"}
 # a sequential palette (Viridis, sampled at 11 steps) for continuous values in [0, 1]
@@ -229,10 +230,67 @@ def share_colours(codes, knn: np.ndarray, max_depth: int | None = None) -> list[
     return out
 
 
+def continuous_colours(values) -> DepthColours:
+    """A numeric column in 11 equal-width steps of SEQUENTIAL from its minimum to its maximum;
+    missing values (NaN) in grey. The legend gives each step's value range."""
+    v = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(v)
+    colours = list(SEQUENTIAL) + [OTHER_GREY]
+    steps = len(SEQUENTIAL)
+    if missing.all():
+        slots = np.full(len(v), steps, dtype=np.uint16)
+        lo = hi = float("nan")
+    else:
+        lo, hi = float(np.min(v[~missing])), float(np.max(v[~missing]))
+        width = (hi - lo) / steps if hi > lo else 1.0
+        slots = np.where(missing, steps, np.clip(np.floor((np.nan_to_num(v, nan=lo) - lo) / width), 0, steps - 1))
+        slots = slots.astype(np.uint16)
+    counts = np.bincount(slots, minlength=steps + 1)
+    legend = []
+    for k in range(steps - 1, -1, -1):
+        if counts[k]:
+            a = lo + (hi - lo) * k / steps
+            b = lo + (hi - lo) * (k + 1) / steps
+            legend.append({"group": k, "size": int(counts[k]), "colour": SEQUENTIAL[k],
+                           "prefix": f"{a:.4g} to {b:.4g}" if hi > lo else f"{lo:.4g}", "own_colour": True})
+    if counts[steps]:
+        legend.append({"group": steps, "size": int(counts[steps]), "colour": OTHER_GREY,
+                       "prefix": "(missing)", "own_colour": True})
+    return DepthColours(slots, colours, legend, n_groups=len(legend), groups=slots.astype(np.int32))
+
+
+def column_colours(values, max_depth: int) -> list[DepthColours]:
+    """Colour by a metadata column, the same at every depth: categories for text, steps of a
+    sequential palette for numbers."""
+    numeric = isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.number)
+    c = continuous_colours(values) if numeric else categorical_colours(values)
+    return [c] * (max_depth + 1)
+
+
+def scheme_options(labels: bool, columns) -> list[tuple[str, str]]:
+    """(value, text) of every colouring a data set offers: the code schemes, label when it has
+    labels, and one per metadata column."""
+    out = [(key, text) for key, text in SCHEME_LABELS.items() if labels or key != "label"]
+    return out + [(COLUMN_SCHEME + name, f"column {name}") for name in columns]
+
+
+def scheme_label(scheme: str) -> str:
+    if scheme.startswith(COLUMN_SCHEME):
+        return f"column {scheme[len(COLUMN_SCHEME):]}"
+    return SCHEME_LABELS[scheme]
+
+
 def depth_colours(codes, scheme: str = "hierarchical", max_depth: int | None = None,
-                  K: int | None = None, labels=None, knn=None) -> list[DepthColours]:
-    """The colouring of every depth for a scheme (SCHEMES); ``labels`` for "label", the
-    neighbour indices ``knn`` (n, k) for "share"."""
+                  K: int | None = None, labels=None, knn=None, columns=None) -> list[DepthColours]:
+    """The colouring of every depth for a scheme (SCHEMES, or "column:<name>" with the data
+    set's metadata ``columns``); ``labels`` for "label", the neighbour indices ``knn`` (n, k)
+    for "share"."""
+    if isinstance(scheme, str) and scheme.startswith(COLUMN_SCHEME):
+        name = scheme[len(COLUMN_SCHEME):]
+        if not columns or name not in columns:
+            raise ValueError(f"this data set has no metadata column {name!r}")
+        codes = np.asarray(codes)
+        return column_colours(columns[name], codes.shape[1] if max_depth is None else min(max_depth, codes.shape[1]))
     if scheme not in SCHEMES:
         raise ValueError(f"colour scheme must be one of {SCHEMES}, got {scheme!r}")
     if scheme == "hierarchical":

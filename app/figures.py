@@ -305,6 +305,26 @@ def neighbour_rows(query: int, nbr_rows, distances, shared, names, labels, code_
     return out
 
 
+IMAGE_COLUMN = {"field": "image", "headerName": "", "cellRenderer": "ImageCell", "sortable": False,
+                "filter": False, "resizable": False, "minWidth": 48, "maxWidth": 48, "flex": 0}
+TABLE_THUMBNAILS = 200           # rows of a table that get a thumbnail (each is ~1 KB of PNG)
+
+
+def with_images(columns: list[dict], images: bool) -> list[dict]:
+    """A table's column definitions, led by a thumbnail column when the data set has images."""
+    return ([IMAGE_COLUMN] if images else []) + list(columns)
+
+
+def add_thumbnails(table: list[dict], images, size: int = 32) -> list[dict]:
+    """Put each row's thumbnail (a PNG data URI, field "image") into the first TABLE_THUMBNAILS
+    rows of a table; ``images`` is the data set's extra["images"] or None."""
+    if images is None:
+        return table
+    for item in table[:TABLE_THUMBNAILS]:
+        item["image"] = thumbnail_uri(images, int(item["row"]), size) or ""
+    return table
+
+
 ENTITY_COLUMNS = [
     {"field": "name", "minWidth": 180, "filter": True}, {"field": "label", "filter": True},
     {"field": "code", "cellClass": "mono", "minWidth": 150},
@@ -320,12 +340,16 @@ NEIGHBOUR_COLUMNS = [
 ]
 
 
-def codes_frame(names, labels, codes, xy, code_strings=None) -> pd.DataFrame:
-    """Codes with map coordinates: one row per entity, one column per digit (for export)."""
+def codes_frame(names, labels, codes, xy, code_strings=None, columns=None) -> pd.DataFrame:
+    """Codes with map coordinates: one row per entity, its metadata ``columns``, then one column
+    per digit (for export)."""
     codes = np.asarray(codes)
     df = pd.DataFrame({"name": list(names)})
     if labels is not None:
         df["label"] = list(labels)
+    for key, values in (columns or {}).items():
+        if key not in ("name", "label", "x", "y", "code"):
+            df[key] = values if isinstance(values, np.ndarray) else list(values)
     if xy is not None:
         df["x"] = np.asarray(xy)[:, 0]
         df["y"] = np.asarray(xy)[:, 1]

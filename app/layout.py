@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_ag_grid as dag
 from dash import dcc, html
 
-from app.colours import SCHEME_LABELS
+from app.colours import SCHEME_LABELS, scheme_label
 from app.figures import ENTITY_COLUMNS, NEIGHBOUR_COLUMNS, message_figure
 from hkd_core.projection import PROJECTION_LABELS
 
@@ -44,7 +44,9 @@ def _grid(id_, columns, height="300px", **kw):
         defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 80},
         dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True},
                          "animateRows": False},
-        csvExportParams={"fileName": f"{id_}.csv"}, style={"height": height, "width": "100%"}, **kw)
+        # the grid's own CSV button: the data columns, never the thumbnails
+        csvExportParams={"fileName": f"{id_}.csv", "columnKeys": [c["field"] for c in columns]},
+        style={"height": height, "width": "100%"}, **kw)
 
 
 def controls_card(dataset_options, default_dataset, model_names, controls):
@@ -86,7 +88,9 @@ def map_card(depth_max, depth=1, scheme="hierarchical"):
                          options=[{"label": v, "value": k} for k, v in PROJECTION_LABELS.items()]),
             dcc.Dropdown(id="colour-scheme", value=scheme, clearable=False, className="inline-dd scheme",
                          options=[{"label": "colour: " + text, "value": key}
-                                  for key, text in SCHEME_LABELS.items()]),
+                                  for key, text in SCHEME_LABELS.items()]
+                         + ([] if scheme in SCHEME_LABELS else [{"label": "colour: " + scheme_label(scheme),
+                                                                 "value": scheme}])),
         ]),
         html.Div(className="slider-row", children=[
             html.Span("prefix depth N", className="field-label"),

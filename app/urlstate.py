@@ -16,6 +16,7 @@ NUMBER_KEYS = {"K": (int, 2, 256), "D": (int, 1, 64), "alpha": (float, 0, 100), 
                "perplexity": (float, 2, 200), "epochs": (int, 1, 5000),
                "kmeans_exemplars": (int, 0, 5000), "random_exemplars": (int, 0, 5000)}
 MAX_TEXT = 300
+COLUMN = re.compile(r"^column:[^\x00-\x1f]{1,100}$")
 BRANCH = re.compile(r"^(root|\d{1,4}(\.\d{1,4}){0,63}(\.other)?|other)$")
 
 
@@ -29,8 +30,9 @@ def parse_state(query: str, datasets, models, projections, schemes) -> dict:
         out["model"] = raw["model"]
     if raw.get("projection") in projections:
         out["projection"] = raw["projection"]
-    if raw.get("colour") in schemes:
-        out["colour"] = raw["colour"]
+    colour = raw.get("colour")
+    if colour in schemes or (colour and COLUMN.match(colour)):
+        out["colour"] = colour        # a column's name is checked against the data set when drawn
     for key, (typ, low, high) in NUMBER_KEYS.items():
         try:
             value = typ(raw[key]) if typ is float else int(raw[key])

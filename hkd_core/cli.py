@@ -277,7 +277,9 @@ def read_data_file(path: str, metric: str | None = None):
                           f"the limit is {MAX_UPLOAD_BYTES / 2**20:.1f} MB")
     with open(path, "rb") as fh:
         content = fh.read()
-    return parse_embedding_upload(os.path.basename(path), content, metric=metric)
+    # a file on the user's own disk: its image paths may be read relative to its folder
+    return parse_embedding_upload(os.path.basename(path), content, metric=metric,
+                                  image_root=os.path.dirname(os.path.abspath(path)))
 
 
 def cmd_neighbours(args) -> int:

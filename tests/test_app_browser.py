@@ -380,3 +380,67 @@ def test_tradeoff_chart_and_side_by_side_trees(dash_duo, tmp_path):
     slices = wait_until(lambda: dash_duo.driver.find_elements("css selector", "#code-tree-2 g.slice path.surface"),
                         timeout=30)
     assert len(slices) > 2
+
+
+def test_upload_metadata_colours_the_map_and_tables_show_thumbnails(dash_duo, tmp_path):
+    """A Parquet upload with an embedding column, a text and a numeric metadata column and
+    image bytes: colour by each column is drawn, and the entity table draws the thumbnails."""
+    import pandas as pd
+
+    from app.colours import SEQUENTIAL
+
+    rng = np.random.default_rng(1)
+    n = 80
+    kind = np.where(np.arange(n) < n // 2, "left", "right")
+    xy = np.column_stack([np.where(kind == "left", -6.0, 6.0) + rng.normal(0, 0.6, n), rng.normal(0, 0.6, n)])
+
+    def png(colour):
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 24), colour).save(buf, format="PNG")
+        return buf.getvalue()
+
+    frame = pd.DataFrame({"name": [f"item{i}" for i in range(n)],
+                          "embedding": [list(v) + [0.0] for v in xy], "kind": kind, "score": xy[:, 0],
+                          "image": [png((230, 20, 20)) if k == "left" else png((20, 20, 230)) for k in kind]})
+    path = tmp_path / "tagged.parquet"
+    frame.to_parquet(path, index=False)
+    start(dash_duo, str(tmp_path / "cache"))
+    dash_duo.driver.set_window_size(1400, 1100)
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(path))
+    dash_duo.wait_for_contains_text("#dataset-select", "tagged.parquet", timeout=60)
+    dash_duo.wait_for_contains_text("#map-caption", "tagged.parquet", timeout=120)
+
+    choose(dash_duo, "colour-scheme", "colour: column kind")
+    dash_duo.wait_for_contains_text("#map-caption", "colour = column kind", timeout=60)
+    assert "left" in dash_duo.find_element("#map-legend").text
+    time.sleep(1)
+    drawn = point_pixels(dash_duo, map_image(dash_duo))
+    hues = {k: [hue_and_saturation(rgb)[0] for rgb, kk in zip(drawn, kind) if kk == k] for k in ("left", "right")}
+    left, right = np.median(hues["left"]), np.median(hues["right"])
+    assert abs(left - right) > 0.05                                  # two kinds, two colours drawn
+    assert np.mean(np.abs(np.array(hues["left"]) - left) < 0.03) > 0.7
+
+    choose(dash_duo, "colour-scheme", "colour: column score")
+    dash_duo.wait_for_contains_text("#map-caption", "colour = column score", timeout=60)
+    time.sleep(1)
+    drawn = point_pixels(dash_duo, map_image(dash_duo))
+    order = np.argsort(xy[:, 0])
+    low, high = drawn[order[:10]], drawn[order[-10:]]
+    dark = np.array([int(SEQUENTIAL[0][i:i + 2], 16) for i in (1, 3, 5)])
+    yellow = np.array([int(SEQUENTIAL[-1][i:i + 2], 16) for i in (1, 3, 5)])
+    # the lowest scores are drawn near the palette's dark end, the highest near its yellow end
+    assert np.median(np.abs(low - dark).sum(1)) < np.median(np.abs(low - yellow).sum(1))
+    assert np.median(np.abs(high - yellow).sum(1)) < np.median(np.abs(high - dark).sum(1))
+
+    box = dash_duo.find_element("#find-box")
+    box.send_keys("item1" + Keys.ENTER)                              # item1, item10..item19
+    thumbs = wait_until(lambda: dash_duo.driver.find_elements("css selector", "#entity-table img.cell-thumb"),
+                        timeout=30)
+    wait_until(lambda: all(dash_duo.driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0;", t) for t in thumbs), timeout=30)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", thumbs[0])
+    time.sleep(0.3)
+    shot = np.asarray(Image.open(io.BytesIO(thumbs[0].screenshot_as_png)).convert("RGB")).astype(int)
+    assert thumbs[0].is_displayed() and thumbs[0].size["width"] >= 24
+    # drawn: the red of the left items (item1.. are all on the left)
+    assert pixels_of(shot, "#e61414") > 0.3 * shot.shape[0] * shot.shape[1]

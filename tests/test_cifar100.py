@@ -334,6 +334,11 @@ def test_load_cifar100_trains_extracts_and_caches(archive, tmp_path, monkeypatch
     assert flat.extra["trained_in_this_call"] is False and np.array_equal(flat.X, ds.X)
     assert len(flat.hierarchy) == 100 and len(set(flat.hierarchy.values())) == 20
     assert all(flat.hierarchy[f] == c for f, c in zip(flat.labels, flat.extra["coarse_labels"]))
+    # the page's images and colour-by columns: each row's own 32 x 32 picture, its superclass
+    assert ds.extra["images"].shape == (120, 32, 32, 3)
+    np.testing.assert_array_equal(ds.extra["images"][60], raw["test"]["images"][0])
+    assert ds.metadata_columns()["superclass"] == ds.extra["coarse_labels"]
+    assert ds.metadata_columns()["split"][59:61] == ["train", "test"]
 
     # Second call: same configuration -> cached features, no training, no weight loading.
     def must_not_train(*a, **k):

@@ -207,3 +207,34 @@ def test_colour_by_label_digit_and_neighbour_share():
     assert share[2].slots.tolist() == [10, 10, 0, 0]
     with pytest.raises(ValueError, match="no labels"):
         depth_colours(codes, "label", labels=None)
+
+
+def test_colour_by_a_metadata_column_text_and_numbers():
+    from app.colours import OTHER_GREY, PALETTE, SEQUENTIAL, depth_colours, scheme_options
+
+    codes = np.array([[0, 1], [0, 1], [0, 0], [1, 1]])
+    columns = {"kind": ["p", "q", "p", "p"], "score": np.array([0.0, 5.5, 11.0, np.nan])}
+    kind = depth_colours(codes, "column:kind", columns=columns)
+    assert len(kind) == 3 and kind[0] is kind[2]                   # the same at every depth
+    assert [kind[1].colours[s] for s in kind[1].slots] == [PALETTE[0], PALETTE[1], PALETTE[0], PALETTE[0]]
+    assert [(item["prefix"], item["size"]) for item in kind[1].legend] == [("p", 3), ("q", 1)]
+    score = depth_colours(codes, "column:score", columns=columns)[1]
+    drawn = [score.colours[s] for s in score.slots]
+    # 0 -> first step, 11 (the maximum) -> last step, 5.5 -> the middle step, NaN -> grey
+    assert drawn == [SEQUENTIAL[0], SEQUENTIAL[5], SEQUENTIAL[10], OTHER_GREY]
+    assert score.legend[-1]["prefix"] == "(missing)" and score.legend[0]["prefix"] == "10 to 11"
+    with pytest.raises(ValueError, match="no metadata column 'nope'"):
+        depth_colours(codes, "column:nope", columns=columns)
+    options = dict(scheme_options(False, columns))
+    assert "label" not in options and options["column:score"] == "column score"
+
+
+def test_table_thumbnails_only_for_image_data():
+    images = np.zeros((3, 8, 8))
+    table = [{"row": 2, "name": "a"}, {"row": 0, "name": "b"}]
+    assert F.add_thumbnails([dict(t) for t in table], None) == table
+    with_thumbs = F.add_thumbnails([dict(t) for t in table], images)
+    assert all(t["image"].startswith("data:image/png;base64,") for t in with_thumbs)
+    assert F.add_thumbnails([{"row": 0}], [None])[0]["image"] == ""          # a row without an image
+    assert F.with_images(F.ENTITY_COLUMNS, True)[0]["cellRenderer"] == "ImageCell"
+    assert F.with_images(F.ENTITY_COLUMNS, False) == F.ENTITY_COLUMNS

@@ -527,6 +527,9 @@ def load_cifar100(data_dir=None, download: bool = False, backbone: str = "wrn-28
                      f"{n_train} train + {n_test} test images, {n_superclasses} superclasses, "
                      f"mAHP against the {hierarchy} class tree"),
         extra={"coarse_labels": [coarse_names[i] for i in coarse], "hierarchy": hierarchy,
+               "columns": {"superclass": [coarse_names[i] for i in coarse],
+                           "split": ["train"] * n_train + ["test"] * n_test},
+               "images": np.concatenate([train["images"], test["images"]]),
                "feature_cache": features_path,
                "backbone_weights": weights_path, **meta},
     )
@@ -893,5 +896,5 @@ def load_cifar100_superclasses(superclasses=FIG4_SUPERCLASSES, **options) -> Dat
     sub = ds.subset(keep, name="cifar100:" + "+".join(superclasses))
     sub.train_idx = np.array([position[r] for r in ds.train_idx if r in position], dtype=np.int64)
     sub.test_idx = np.array([position[r] for r in ds.test_idx if r in position], dtype=np.int64)
-    sub.extra = {"coarse_labels": coarse[keep].tolist(), "superclasses": list(superclasses)}
+    sub.extra.update({"coarse_labels": coarse[keep].tolist(), "superclasses": list(superclasses)})
     return sub
