@@ -104,8 +104,10 @@ def table_columns(ds) -> tuple[list, list]:
 
 def map_payload(ws: Workspace, v: dict, scheme: str, method: str, xy) -> dict:
     """The browser's recolouring data for one result, scheme and map (label positions)."""
+    # branch labels name code prefixes; a label or column colouring is named by its own values
+    labeller = v["labeller"] if scheme in ("hierarchical", "rank", "digit") else None
     return ws.derived((v["key"], scheme, method, "payload"),
-                      lambda: F.depth_payload(colourings(ws, v, scheme), xy, v["labeller"],
+                      lambda: F.depth_payload(colourings(ws, v, scheme), xy, labeller,
                                               token=f"{v['key']}:{scheme}:{method}"))
 
 

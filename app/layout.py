@@ -105,9 +105,12 @@ def map_card(depth_max, depth=1, scheme="hierarchical"):
             html.Span(id="find-info", className="muted small", **{"aria-live": "polite"}),
         ]),
         html.Div(id="map-caption", className="muted small caption"),
-        _loading(dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
-                           config={"displaylogo": False, "scrollZoom": True})),
-        dcc.Tooltip(id="map-tooltip", direction="right", loading_text="…"),
+        # the tooltip sits beside the graph in one positioned box: its bbox is in the graph's pixels
+        html.Div(className="map-box", children=[
+            _loading(dcc.Graph(id="map", figure=message_figure("Loading data…"), className="map-graph",
+                               config={"displaylogo": False, "scrollZoom": True})),
+            dcc.Tooltip(id="map-tooltip", direction="right", loading_text="…"),
+        ]),
         html.Div(id="map-legend", className="legend"),
     ])
 
@@ -131,7 +134,7 @@ def tree_card():
 
 
 def entity_card():
-    return html.Div(className="card", children=[
+    return html.Div(className="card entity-card", children=[
         html.Div(className="card-head", children=[
             html.H3("Entities: clicked branch or map selection"),
             html.Button("CSV", id="entity-csv", className="btn small", n_clicks=0),

@@ -3,7 +3,8 @@
 Starts the app on WordNet mammals (HKM codes, trained in seconds, and the t-SNE map), drives it in
 headless Chromium (Debian's chromium + chromium-driver) and saves docs/screenshots/*.png: the whole
 page, the map at depths 1 and 3 with hierarchical colours, a dog.n.01 search with its neighbours
-drawn, a code-tree branch click and the trade-off chart.
+drawn, a code-tree branch click and the trade-off chart; then scikit-learn's digits coloured by
+label with an image in the hover, and a box selection with the selected images in the table.
 """
 from __future__ import annotations
 
@@ -106,6 +107,34 @@ def main(argv=None) -> int:
         time.sleep(1)
         shot("code_tree.png", ".tree-card")
         shot("tradeoff.png", "#tradeoff")
+
+        # image data: scikit-learn's digits coloured by label, a hover thumbnail, a box selection
+        driver.get(f"http://127.0.0.1:{port}/?dataset=digits&model=hkm&K=4&projection=tsne&colour=label")
+        wait(lambda: "colour = label" in driver.find_element("css selector", "#map-caption").text
+             and "hkm" in driver.find_element("css selector", "#map-caption").text, 300)
+        time.sleep(2)
+        plot = driver.find_element("css selector", "#map .js-plotly-plot")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", plot)
+        time.sleep(0.5)
+        pos = driver.execute_script(
+            "var gd = document.querySelector('#map .js-plotly-plot'), L = gd._fullLayout, t = gd._fullData[0];"
+            "return [L.xaxis.l2p(t.x[7]) + L._size.l, L.yaxis.l2p(t.y[7]) + L._size.t];")
+        # (selenium <= 4.2: offsets from the element's top-left corner)
+        ActionChains(driver).move_to_element_with_offset(plot, int(pos[0]), int(pos[1])).perform()
+        wait(lambda: driver.find_elements("css selector", "#map-tooltip img.thumb-img"), 60)
+        time.sleep(1)
+        shot("digits_hover.png", ".map-card")
+        driver.find_element("css selector", "#map .modebar-btn[data-title='Box Select']").click()
+        area = driver.find_element("css selector", "#map .nsewdrag")
+        w, h = area.size["width"], area.size["height"]
+        ActionChains(driver).move_to_element_with_offset(area, w // 3, h // 3).click_and_hold() \
+            .move_by_offset(w // 4, h // 4).release().perform()
+        wait(lambda: "Selection:" in driver.find_element("css selector", "#selection-info").text, 60)
+        wait(lambda: driver.find_elements("css selector", "#entity-table img.cell-thumb"), 60)
+        time.sleep(1.5)
+        shot("selection.png", ".map-card")
+        shot("selection_tree.png", ".tree-card")
+        shot("selection_table.png", ".entity-card")
     finally:
         driver.quit()
     return 0
