@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from app import figures as F
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
-from app.state import PREVIEW_MODEL, Workspace, model_params
+from app.state import PREVIEW_MAX_ROWS, PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
 from app.colours import COLUMN_SCHEME, depth_colours, rank_colours, scheme_label, scheme_options
 from hkd_core.benchmark.report import tradeoff_figure
@@ -94,6 +94,10 @@ def members_table(v: dict, rows) -> list[dict]:
     X = ds.X[rows].astype(np.float64)
     dist = pairwise(X, X.mean(0, keepdims=True), ds.metric)[:, 0]
     return F.add_thumbnails(F.entity_rows(rows, ds.names, ds.labels, v["strings"], dist), ds.extra.get("images"))
+
+
+def projection_failure_key(request: dict) -> str:
+    return f"projection-failed:{request.get('nonce', '')}"
 
 
 def table_columns(ds) -> tuple[list, list]:
@@ -240,7 +244,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
                     f"{ds.name}: {describe(ws.result(key)['meta'])} loaded from cache")
         request = {"dataset": dataset_key, "model": model, "params": params, "key": key,
                    "nonce": uuid.uuid4().hex}
-        if model in FAST_MODELS:
+        if model in FAST_MODELS and ds.n <= PREVIEW_MAX_ROWS:
             try:
                 ws.train(dataset_key, model, params)
             except Exception as exc:
@@ -262,6 +266,8 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         if cached:
             key = list(cached)[-1]
             return {"key": key, "dataset": dataset_key, "model": cached[key]["model"], "preview": True}
+        if ds.n > PREVIEW_MAX_ROWS:      # a preview would keep the first map waiting: label view now
+            return {"key": None, "dataset": dataset_key, "model": None, "preview": True}
         try:
             c = ws.controls_for(dataset_key)
             params = model_params(PREVIEW_MODEL, dataset_key, ds, c)
@@ -320,6 +326,60 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         return ({"key": key, "dataset": request["dataset"], "model": request["model"]}, msg,
                 f"{job_ws.display_name(request['dataset'])}: {msg}, codes ready")
 
+    # -- a slow map (t-SNE / UMAP of many points) in a background job --------------------------------
+    # The chain is ask -> job, and poll -> render: render must not wait for the job (Dash holds a
+    # callback while any of its inputs is the output of a running one), so the job's end is seen
+    # by a light poll of the store, whose output re-renders the map.
+    @app.callback(
+        Output("projection-request", "data"), Output("projection-poll", "disabled"),
+        Input("result-key", "data"), Input("projection-select", "value"), State("projection-request", "data"),
+    )
+    def ask_projection(result, method, asked):
+        """The map the page wants but may not compute in a request (Workspace.projection_now):
+        ask the background job for it, once per data set and method."""
+        if not result or not result.get("dataset"):
+            raise PreventUpdate
+        ds = ws.dataset(result["dataset"])
+        if method not in available_methods(ds.X.shape[1]):
+            method = ws.default_projection(ds.X.shape[1])
+        if not ws.projection_is_slow(result["dataset"], method):
+            raise PreventUpdate
+        if asked and asked.get("dataset") == result["dataset"] and asked.get("method") == method:
+            raise PreventUpdate
+        return {"dataset": result["dataset"], "method": method, "nonce": uuid.uuid4().hex}, False
+
+    @app.callback(
+        Output("status", "children", allow_duplicate=True),
+        Input("projection-request", "data"),
+        background=True, manager=background_manager, prevent_initial_call=True,
+    )
+    def projection_job(request):
+        if not request or request.get("method") not in PROJECTION_LABELS:
+            raise PreventUpdate
+        job_ws = Workspace(ws.cache_dir, ws.dataset_options, ws.control_overrides, ws.projection_override)
+        started = time.time()
+        label = PROJECTION_LABELS[request["method"]]
+        try:
+            job_ws.projection(request["dataset"], request["method"])
+        except Exception as exc:
+            job_ws.store.put_json(projection_failure_key(request), {"error": f"{type(exc).__name__}: {exc}"})
+            return f"The {label} map failed: {type(exc).__name__}: {exc}"
+        return f"{job_ws.display_name(request['dataset'])}: {label} map computed in {time.time() - started:.0f} s"
+
+    @app.callback(
+        Output("projection-ready", "data"), Output("projection-poll", "disabled", allow_duplicate=True),
+        Input("projection-poll", "n_intervals"), State("projection-request", "data"),
+        prevent_initial_call=True,
+    )
+    def poll_projection(_n, request):
+        if not request:
+            return no_update, True
+        if ws.has_projection(request["dataset"], request["method"]):
+            return {"dataset": request["dataset"], "method": request["method"]}, True
+        if ws.store.get_json(projection_failure_key(request)) is not None:
+            return no_update, True          # the job said why in the status line
+        raise PreventUpdate
+
     # -- render the views for a result ----------------------------------------------------------------
     @app.callback(
         Output("map", "figure"), Output("map-groups", "data"), Output("code-tree", "figure"),
@@ -329,9 +389,10 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         Output("selection-info", "children"), Output("map-caption", "children"), Output("tradeoff", "figure"),
         Output("entity-table", "columnDefs"), Output("neighbour-table", "columnDefs"),
         Input("result-key", "data"), Input("projection-select", "value"), Input("colour-scheme", "value"),
+        Input("projection-ready", "data"),
         State("dataset-select", "value"), State("depth-slider", "value"),
     )
-    def render(result, method, scheme, dataset_key, depth):
+    def render(result, method, scheme, ready, dataset_key, depth):
         if not result:
             raise PreventUpdate
         if ctx.triggered_id == "projection-select" and result.get("dataset") != dataset_key:
@@ -339,8 +400,14 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         ds = ws.dataset(result["dataset"])
         if method not in available_methods(ds.X.shape[1]):
             method = ws.default_projection(ds.X.shape[1])
-        xy = ws.projection(result["dataset"], method)
+        if ctx.triggered_id == "projection-ready" and (not ready or ready.get("dataset") != result["dataset"]
+                                                       or ready.get("method") != method):
+            raise PreventUpdate  # a map for another view finished
+        wanted = method
+        method, xy = ws.projection_now(result["dataset"], wanted)
         title = f"{ds.name} · {PROJECTION_LABELS[method]}"
+        if method != wanted:
+            title += f" (the {PROJECTION_LABELS[wanted]} map of {ds.n:,} points is being computed in the background)"
         if not result.get("key"):
             # No codes yet: colour by label so the page is useful while training runs.
             labels = ds.labels or ["(no label)"] * ds.n
@@ -419,11 +486,12 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         return v, xy, recolour_patch(ws, v, scheme or "hierarchical", depth, method, xy)
 
     def map_xy(result, method):
-        """(projection method actually drawn, its coordinates)."""
+        """(projection method actually drawn, its coordinates): never a slow projection in a
+        request (Workspace.projection_now; the background job below computes it)."""
         ds = ws.dataset(result["dataset"])
         if method not in available_methods(ds.X.shape[1]):
             method = ws.default_projection(ds.X.shape[1])
-        return method, ws.projection(result["dataset"], method)
+        return ws.projection_now(result["dataset"], method)
 
     def view_hover(v):
         return ws.derived((v["meta"].get("fingerprint"), v["meta"]["model"], id(v), "hover"),
@@ -682,7 +750,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         if not result:
             return no_update, "Nothing to export yet."
         ds = ws.dataset(result["dataset"])
-        method = method if method in available_methods(ds.X.shape[1]) else ws.default_projection(ds.X.shape[1])
+        method, _ = map_xy(result, method)               # the map the page shows
         stem = f"hkd_{ds.name.replace(':', '_').replace('/', '_')}_{target}"
         try:
             if target in ("map", "tree"):
@@ -691,7 +759,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
                 v = view_data(ws, result["key"])
                 scheme = scheme or "hierarchical"
                 if target == "map":
-                    xy = ws.projection(result["dataset"], method)
+                    xy = ws.projection(result["dataset"], method)     # cached: map_xy drew it
                     d = int(max(0, min(int(depth or 0), v["codes"].shape[1])))
                     shown = map_payload(ws, v, scheme, method, xy)["depths"][d]
                     fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, d), labels=shown["labels"],

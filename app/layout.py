@@ -210,6 +210,9 @@ def build_layout(dataset_options, default_dataset, model_names, controls, depth_
         # Browser-side state: small keys only; big arrays stay on the server (app/state.py).
         dcc.Store(id="result-key"),          # {"key", "model", "dataset", "preview"}
         dcc.Store(id="train-request"),       # {"dataset", "model", "params", "key"}
+        dcc.Store(id="projection-request"),  # {"dataset", "method"}: a slow map for the background job
+        dcc.Store(id="projection-ready"),    # {"dataset", "method"}: that map is in the cache
+        dcc.Interval(id="projection-poll", interval=1500, disabled=True),   # watches for it
         dcc.Store(id="auto-request"),        # set when the dataset changes
         dcc.Store(id="map-groups"),          # per-depth colour slots + legends for recolour.js
         dcc.Store(id="selection"),           # rows selected on the map (box / lasso)

@@ -50,6 +50,11 @@ DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet 
                   "cifar100": "CIFAR-100 features", "digits": "Handwritten digits (8x8 images, 64-d)",
                   "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)"}
 PREVIEW_MODEL = "hkm"
+# Above this many rows nothing slow runs in a request: t-SNE / UMAP maps are computed by a
+# background job (PCA is drawn meanwhile), and no preview model is fitted before the first map.
+INSTANT_ROWS = 5_000
+PREVIEW_MAX_ROWS = 20_000
+INSTANT_METHODS = ("pca", "disk")
 
 
 def controls_for(dataset_key: str) -> dict:
@@ -282,12 +287,32 @@ class Workspace:
         return self.store.get_json("progress:" + key) or {}
 
     # -- projections and other derived data -------------------------------------------------------
+    def _projection_key(self, dataset_key: str, method: str) -> str:
+        ds = self.dataset(dataset_key)
+        return projection_key(self.fingerprint(dataset_key), method,
+                              {"seed": 0, "perplexity": 30.0, "metric": ds.metric})
+
+    def has_projection(self, dataset_key: str, method: str) -> bool:
+        return self._projection_key(dataset_key, method) in self.store
+
+    def projection_now(self, dataset_key: str, method: str) -> tuple[str, np.ndarray]:
+        """(method drawn, coordinates) without a slow computation in the request: the asked
+        method when it is cached, instant (PCA, raw 2-d) or the data are small, else PCA (the
+        page then asks a background job for the asked one)."""
+        if not self.projection_is_slow(dataset_key, method):
+            return method, self.projection(dataset_key, method)
+        return "pca", self.projection(dataset_key, "pca")
+
+    def projection_is_slow(self, dataset_key: str, method: str) -> bool:
+        """True when the map is neither cached nor quick to compute (a job for the background)."""
+        return not (method in INSTANT_METHODS or self.dataset(dataset_key).n <= INSTANT_ROWS
+                    or self.has_projection(dataset_key, method))
+
     def projection(self, dataset_key: str, method: str) -> np.ndarray:
         from hkd_core.projection import project
 
         ds = self.dataset(dataset_key)
-        params = {"seed": 0, "perplexity": 30.0, "metric": ds.metric}
-        key = projection_key(self.fingerprint(dataset_key), method, params)
+        key = self._projection_key(dataset_key, method)
         xy = self.store.get_projection(key)
         if xy is None:
             xy = project(ds.X, method=method, metric=ds.metric, seed=0, perplexity=30.0)

@@ -444,3 +444,20 @@ def test_upload_metadata_colours_the_map_and_tables_show_thumbnails(dash_duo, tm
     assert thumbs[0].is_displayed() and thumbs[0].size["width"] >= 24
     # drawn: the red of the left items (item1.. are all on the left)
     assert pixels_of(shot, "#e61414") > 0.3 * shot.shape[0] * shot.shape[1]
+
+
+def test_a_slow_map_is_drawn_after_pca_without_blocking(dash_duo, tmp_path, monkeypatch):
+    """Above INSTANT_ROWS the first map is PCA at once; t-SNE follows from a background job."""
+    import app.state
+
+    monkeypatch.setattr(app.state, "INSTANT_ROWS", 100)
+    application = create_app(cache_dir=str(tmp_path), default_dataset="mammals", controls=FAST)  # t-SNE map
+    dash_duo.start_server(application)
+    dash_duo.wait_for_contains_text("#map-caption", "being computed in the background", timeout=120)
+    assert "PCA" in dash_duo.find_element("#map-caption").text
+    n = application.workspace.dataset("mammals").n
+    assert dash_duo.driver.execute_script(
+        "return document.querySelector('#map .js-plotly-plot')._fullData[0].x.length") == n   # drawn meanwhile
+    wait_until(lambda: "t-SNE" in dash_duo.find_element("#map-caption").text
+               and "background" not in dash_duo.find_element("#map-caption").text, timeout=240)
+    dash_duo.wait_for_contains_text("#status", "map computed in", timeout=30)
