@@ -14,10 +14,12 @@ Search, per query:
 
 1. **Route** (multi-probe). Every branch is summarised by the centroid (mean) of its member
    embeddings. ``routing="flat"`` scores every leaf by the query's distance to its centroid (one
-   matrix product, exact best-first order); ``routing="beam"`` walks the tree level by level,
-   keeping the ``beam`` best branches per level and scoring only their children, so its cost grows
-   with beam * K * depth instead of with the number of leaves. ``"auto"`` is flat up to
-   ``FLAT_ROUTING_MAX_LEAVES`` leaves and beam above.
+   matrix product, exact best-first order); ``routing="tree"`` first ranks the branches of a
+   coarser cut of the same code tree (about sqrt(n_leaves) of them), keeps the ``beam`` best
+   (at least n_probe), and ranks only the leaves inside them, so its cost grows with
+   sqrt(n_leaves) + beam * leaves per branch instead of with the number of leaves (both steps are
+   faiss inverted-list scans: the router's lists hold leaf centroids). ``"auto"`` is flat up to
+   ``FLAT_ROUTING_MAX_LEAVES`` leaves and tree above.
 2. **Scan** the ``n_probe`` best leaves, best first, stopping early once ``max_candidates`` rows
    were scanned, and re-rank their rows by their exact distance to the query (faiss's inverted-list
    scanner does this loop: the partition and the routing are ours, the inner loop is the library's).
@@ -44,7 +46,7 @@ FORMAT = "hkd-prefix-index"
 FORMAT_VERSION = 1
 FLAT_ROUTING_MAX_LEAVES = 4096
 METRICS = ("euclidean", "poincare")
-ROUTINGS = ("auto", "flat", "beam")
+ROUTINGS = ("auto", "flat", "tree")
 
 
 def check_codes(codes) -> np.ndarray:
@@ -171,12 +173,13 @@ class PrefixIndex:
 
     Parameters
     ----------
-    leaf_size : rows at which a branch stops being split (None: about sqrt(n) / 4, at least 8).
+    leaf_size : rows at which a branch stops being split (None: 2 sqrt(n), at least 8; the K-way
+        splits make the mean leaf several times smaller).
     n_probe : leaves scanned per query, best first (default; ``search`` may override it).
     max_candidates : stop scanning once this many rows were re-ranked (None: no cap).
-    routing : "flat" (score every leaf), "beam" (walk the tree), "auto" (flat up to
+    routing : "flat" (score every leaf), "tree" (coarse branches first), "auto" (flat up to
         FLAT_ROUTING_MAX_LEAVES leaves).
-    beam : branches kept per tree level by beam routing (at least n_probe are kept).
+    beam : coarse branches kept by tree routing (at least n_probe are kept).
     metric : "euclidean" or "poincare".
     """
 
@@ -220,7 +223,7 @@ class PrefixIndex:
         self.X_ = np.ascontiguousarray(X)
         self.codes_ = codes
         self.leaf_size_ = (self.leaf_size if self.leaf_size is not None
-                           else max(8, int(round(np.sqrt(n) / 4))))
+                           else max(8, int(round(2 * np.sqrt(n)))))
         self.tree_ = CodeTree(codes)
         b = self.tree_.branches(self.leaf_size_)
         self.branches_ = b
@@ -235,15 +238,8 @@ class PrefixIndex:
         leaf_nodes = b["leaf_nodes"]
         self.n_leaves_ = len(leaf_nodes)
         self.leaf_sizes_ = b["stop"][leaf_nodes] - b["start"][leaf_nodes]
-        # children table, padded with -1, for vectorised beam routing
-        n_children = b["child_end"] - b["child_begin"]
-        width = max(1, int(n_children.max()))
-        offsets = np.arange(width)
-        table = b["child_begin"][:, None] + offsets[None, :]
-        self.children_ = np.where(offsets[None, :] < n_children[:, None], table, -1)
         self.routing_ = (self.routing if self.routing != "auto" else
-                         ("flat" if self.n_leaves_ <= FLAT_ROUTING_MAX_LEAVES else "beam"))
-
+                         ("flat" if self.n_leaves_ <= FLAT_ROUTING_MAX_LEAVES else "tree"))
         # the leaves are the inverted lists; the flat quantizer holds the leaf centroids
         dim = V.shape[1]
         faiss_metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
@@ -257,9 +253,34 @@ class PrefixIndex:
                      faiss.swig_ptr(leaf_of_sorted_row))
         self._quantizer = quantizer     # the IVF index does not own it: keep it alive
         self.ivf_ = ivf
+        self._fit_router(V, faiss_metric)
         self.last_fraction_scanned_ = None
         self.last_routing_distances_ = None
         return self
+
+    def _fit_router(self, V, faiss_metric):
+        """Coarse branches for tree routing: the code tree cut at about sqrt(n_leaves) branches
+        (a coarser cut of the same tree, so every leaf lies inside one coarse branch)."""
+        import faiss
+
+        n = len(V)
+        coarse_size = max(self.leaf_size_ + 1, int(np.ceil(n / max(1.0, np.sqrt(self.n_leaves_)))))
+        coarse = self.tree_.branches(coarse_size)
+        c_nodes = coarse["leaf_nodes"]
+        c_start, c_stop = coarse["start"][c_nodes], coarse["stop"][c_nodes]
+        csum = np.concatenate([np.zeros((1, V.shape[1])), np.cumsum(V, axis=0, dtype=np.float64)])
+        c_centroids = ((csum[c_stop] - csum[c_start]) / (c_stop - c_start)[:, None]).astype(np.float32)
+        leaf_start = self.branches_["start"][self.branches_["leaf_nodes"]]
+        owner = (np.searchsorted(c_start, leaf_start, side="right") - 1).astype(np.int64)
+        dim = V.shape[1]
+        quantizer = faiss.IndexFlatL2(dim) if self.metric == "euclidean" else faiss.IndexFlatIP(dim)
+        quantizer.add(c_centroids)
+        router = faiss.IndexIVFFlat(quantizer, dim, len(c_nodes), faiss_metric)
+        router.is_trained = True
+        leaf_centroids = np.ascontiguousarray(self.centroids_[self.branches_["leaf_nodes"]])
+        router.add_core(self.n_leaves_, faiss.swig_ptr(leaf_centroids),
+                        faiss.swig_ptr(np.arange(self.n_leaves_, dtype=np.int64)), faiss.swig_ptr(owner))
+        self._router_quantizer, self.router_, self.n_coarse_ = quantizer, router, len(c_nodes)
 
     def _database_vectors(self, X):
         if self.metric == "euclidean":
@@ -281,79 +302,32 @@ class PrefixIndex:
         if not hasattr(self, "ivf_"):
             raise RuntimeError("this PrefixIndex is not fitted yet: call fit(X, codes) or load(path)")
 
-    def _scores(self, Qv, nodes):
-        """Routing score of (nq, m) node ids (-1 = none) for query vectors Qv: squared distance
-        to the centroid (euclidean) or minus the inner product (poincare); inf for -1."""
-        C = self.centroids_[np.maximum(nodes, 0)]
-        dots = np.einsum("qd,qmd->qm", Qv, C)
-        if self.metric == "euclidean":
-            scores = self.centroid_sqnorms_[np.maximum(nodes, 0)] - 2.0 * dots
-        else:
-            scores = -dots
-        return np.where(nodes >= 0, scores, np.inf)
-
-    def route(self, Q, n_probe: int | None = None, routing: str | None = None):
+    def route(self, Q, n_probe: int | None = None):
         """The ``n_probe`` best leaves of each query, best first: (leaf ids (nq, n_probe) with -1
-        where fewer leaves exist, their routing scores). Also sets last_routing_distances_ (mean
+        where fewer leaves were reached, their routing scores: squared distance to the leaf
+        centroid, or minus the inner product for poincare). Sets last_routing_distances_ (mean
         number of centroids compared per query)."""
         self._check_fitted()
         Qv = self._query_vectors(self._check_queries(Q))
         n_probe = min(_check_int("n_probe", self.n_probe if n_probe is None else n_probe, 1),
                       self.n_leaves_)
-        return self._route(Qv, n_probe, routing or self.routing_)
+        return self._route(Qv, n_probe)
 
-    def _route(self, Qv, n_probe, routing):
-        nq = len(Qv)
-        if routing == "flat":
+    def _route(self, Qv, n_probe):
+        import faiss
+
+        if self.routing_ == "flat":
             scores, leaves = self._quantizer.search(Qv, n_probe)
             self.last_routing_distances_ = float(self.n_leaves_)
             return leaves.astype(np.int64), scores
-        b = self.branches_
-        beam = max(self.beam, n_probe)
-        out_leaves = np.empty((nq, n_probe), np.int64)
-        out_scores = np.empty((nq, n_probe), np.float32)
-        scored = 0
-        chunk = max(1, 2 ** 20 // max(1, beam * self.children_.shape[1] * Qv.shape[1]))
-        for lo in range(0, nq, chunk):
-            q = Qv[lo:lo + chunk]
-            if b["leaf"][0] >= 0:                       # the root is the only leaf
-                frontier = np.zeros((len(q), 1), np.int64)
-            else:
-                frontier = np.broadcast_to(self.children_[0], (len(q), self.children_.shape[1]))
-            pool_leaves, pool_scores = [], []
-            while frontier.shape[1]:
-                s = self._scores(q, frontier)
-                scored += int((frontier >= 0).sum())
-                leaf = np.where(frontier >= 0, b["leaf"][np.maximum(frontier, 0)], -1)
-                pool_leaves.append(leaf)
-                pool_scores.append(np.where(leaf >= 0, s, np.inf))
-                inner = np.where((frontier >= 0) & (leaf < 0), s, np.inf)
-                if not np.isfinite(inner).any():
-                    break
-                width = min(beam, inner.shape[1])
-                keep = (np.argpartition(inner, width - 1, axis=1)[:, :width] if width < inner.shape[1]
-                        else np.broadcast_to(np.arange(inner.shape[1]), inner.shape))
-                kept = np.take_along_axis(frontier, keep, 1)
-                kept = np.where(np.isfinite(np.take_along_axis(inner, keep, 1)), kept, -1)
-                children = np.where(kept[..., None] >= 0, self.children_[np.maximum(kept, 0)], -1)
-                frontier = children.reshape(len(q), -1)
-            leaves = np.concatenate(pool_leaves, 1)
-            scores = np.concatenate(pool_scores, 1)
-            m = min(n_probe, scores.shape[1])
-            top = np.argpartition(scores, m - 1, axis=1)[:, :m] if m < scores.shape[1] else \
-                np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-            top_scores = np.take_along_axis(scores, top, 1)
-            rank = np.argsort(top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, rank, 1)
-            top_scores = np.take_along_axis(top_scores, rank, 1)
-            top_leaves = np.take_along_axis(leaves, top, 1)
-            top_leaves[~np.isfinite(top_scores)] = -1
-            out_leaves[lo:lo + len(q)] = -1
-            out_scores[lo:lo + len(q)] = np.inf
-            out_leaves[lo:lo + len(q), :m] = top_leaves
-            out_scores[lo:lo + len(q), :m] = top_scores
-        self.last_routing_distances_ = scored / max(nq, 1)
-        return out_leaves, out_scores
+        # tree: the best `beam` coarse branches by their centroid, then the best leaves inside
+        # them by theirs (the router's inverted lists hold leaf centroids)
+        beam = min(max(self.beam, n_probe), self.n_coarse_)
+        faiss.cvar.indexIVF_stats.reset()
+        scores, leaves = self.router_.search(Qv, n_probe, params=faiss.SearchParametersIVF(nprobe=beam))
+        self.last_routing_distances_ = (self.n_coarse_ + faiss.cvar.indexIVF_stats.ndis
+                                        / max(1, len(Qv)))
+        return leaves.astype(np.int64), scores
 
     def _check_queries(self, Q):
         Q = np.asarray(Q, dtype=np.float32)
@@ -395,7 +369,7 @@ class PrefixIndex:
             D, I = self.ivf_.search(Qv, k_scan, params=params)
             self.last_routing_distances_ = float(self.n_leaves_)
         else:
-            leaves, scores = self._route(Qv, n_probe, "beam")
+            leaves, scores = self._route(Qv, n_probe)
             faiss.cvar.indexIVF_stats.reset()
             # search_preassigned takes no per-call parameters: set them on the index
             self.ivf_.nprobe, self.ivf_.max_codes = n_probe, max_candidates or 0

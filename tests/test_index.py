@@ -31,7 +31,7 @@ def recall(found, truth):
     return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)])
 
 
-@pytest.mark.parametrize("routing", ["flat", "beam"])
+@pytest.mark.parametrize("routing", ["flat", "tree"])
 def test_full_probing_returns_exactly_the_brute_force_neighbours(routing):
     X, Q = clustered()
     index = PrefixIndex(leaf_size=16, routing=routing, beam=2).fit(X, rq_codes(X))
@@ -53,7 +53,7 @@ def test_poincare_full_probing_is_exact():
     assert np.allclose(dist, true_dist, atol=1e-6)
 
 
-@pytest.mark.parametrize("routing", ["flat", "beam"])
+@pytest.mark.parametrize("routing", ["flat", "tree"])
 def test_recall_and_scanned_fraction_rise_with_n_probe(routing):
     X, Q = clustered()
     index = PrefixIndex(leaf_size=16, routing=routing).fit(X, rq_codes(X))
@@ -78,7 +78,7 @@ def test_max_candidates_caps_the_rows_scanned():
 
 def test_save_load_round_trip_gives_identical_results(tmp_path):
     X, Q = clustered()
-    index = PrefixIndex(leaf_size=12, n_probe=5, routing="beam", beam=3).fit(X, rq_codes(X))
+    index = PrefixIndex(leaf_size=12, n_probe=5, routing="tree", beam=3).fit(X, rq_codes(X))
     names = [f"row{i}" for i in range(len(X))]
     path = index.save(tmp_path / "index", names=names)
     assert path.endswith(".npz")
