@@ -459,3 +459,82 @@ class PrefixIndex:
         index = cls(**header["params"]).fit(X, codes)
         index.names_ = names
         return index
+
+
+# --------------------------------------------------------------------- the CLI's search command
+def index_for_run(run_dir: str, metric: str | None = None, **index_params):
+    """A PrefixIndex over every row of a run's dataset, coded by the run's saved model (or over
+    the run's evaluated rows when the dataset cannot be reloaded); returns (index, names).
+    ``metric`` defaults to the run's neighbour metric."""
+    from hkd_core.runs import encode_all_rows, read_run
+
+    run = read_run(run_dir)
+    metric = metric or run["metrics"].get("metric", "euclidean")
+    everything = encode_all_rows(run_dir)
+    names, X, codes = everything if everything is not None else (run["names"], run["embeddings"],
+                                                                 run["codes"])
+    return PrefixIndex(metric=metric, **index_params).fit(X, codes), list(names)
+
+
+def read_query_file(path: str) -> np.ndarray:
+    """Query vectors from ``.npy`` (no pickle) or a text file of one comma/space/tab-separated
+    vector per line."""
+    if str(path).endswith(".npy"):
+        Q = np.load(path, allow_pickle=False)
+    else:
+        with open(path, encoding="utf-8") as fh:
+            rows = [line.replace(",", " ").split() for line in fh if line.strip()]
+        try:
+            Q = np.asarray([[float(v) for v in row] for row in rows])
+        except ValueError as exc:
+            raise ValueError(f"{path}: every line must hold numbers only ({exc})") from None
+    return np.atleast_2d(np.asarray(Q, dtype=np.float32))
+
+
+def resolve_queries(index: PrefixIndex, names, entities=(), rows=(), query_file=None):
+    """(vectors, labels, database row of each query or -1) for queries given by entity name,
+    row id (into the index's rows) or a file of vectors."""
+    names = list(names) if names is not None else [str(i) for i in range(len(index.X_))]
+    position = {name: i for i, name in enumerate(names)}
+    picked = []
+    for entity in entities:
+        if entity not in position:
+            close = [n for n in names if entity.split(".")[0] in n][:5]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"{entity!r} is not a row of the index{hint}")
+        picked.append(position[entity])
+    for row in rows:
+        if not 0 <= int(row) < len(index.X_):
+            raise ValueError(f"row {row} is out of range: the index holds rows 0..{len(index.X_) - 1}")
+        picked.append(int(row))
+    vectors = [index.X_[picked]] if picked else []
+    labels = [f"{names[r]} (row {r})" for r in picked]
+    own = list(picked)
+    if query_file is not None:
+        Q = read_query_file(query_file)
+        vectors.append(Q)
+        labels += [f"{query_file} line {i + 1}" for i in range(len(Q))]
+        own += [-1] * len(Q)
+    if not labels:
+        raise ValueError("no query: give entity names, --rows or --query-file")
+    return np.concatenate(vectors).astype(np.float32), labels, np.asarray(own, dtype=np.int64)
+
+
+def search_report(index: PrefixIndex, names, Q, labels, own_rows, k: int = 10,
+                  n_probe: int | None = None, max_candidates: int | None = None) -> str:
+    """The k nearest rows of each query (a query row itself left out) as text tables."""
+    names = list(names) if names is not None else [str(i) for i in range(len(index.X_))]
+    dist, idx = index.search(Q, k + 1, n_probe=n_probe, max_candidates=max_candidates)
+    scanned = index.last_fraction_scanned_
+    lines = []
+    for q, label in enumerate(labels):
+        keep = [(j, d) for j, d in zip(idx[q], dist[q]) if j >= 0 and j != own_rows[q]][:k]
+        lines.append(f"query {label}")
+        width = max([len(names[j]) for j, _ in keep] + [6]) + 2
+        lines.append(f"  {'rank':>4}  {'entity':<{width}}{'row':>8}  {index.metric + ' dist':>16}")
+        for rank, (j, d) in enumerate(keep, 1):
+            lines.append(f"  {rank:>4}  {names[j]:<{width}}{j:>8}  {d:>16.4f}")
+    lines.append(f"({len(labels)} quer{'y' if len(labels) == 1 else 'ies'}: {100 * scanned:.2f} % of "
+                 f"{len(index.X_)} rows scanned per query, {index.n_leaves_} leaves of at most "
+                 f"{index.leaf_size_} rows, {index.routing_} routing)")
+    return "\n".join(lines)

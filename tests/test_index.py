@@ -124,3 +124,18 @@ def test_k_larger_than_the_data_and_bad_arguments():
         PrefixIndex().fit(X, rq_codes(X, D=3)[:5])
     with pytest.raises(RuntimeError, match="not fitted"):
         PrefixIndex().search(Q, 3)
+
+
+def test_bench_index_quick_runs(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_index.py"
+    spec = importlib.util.spec_from_file_location("bench_index", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    for label in ("ivf", "hkm K=16", "rq K=16"):
+        assert f"\n{label} " in out
+    assert "(a) equal fraction scanned" in out and "(b) QPS at recall >= 0.95" in out
