@@ -22,7 +22,7 @@ from app.state import PREVIEW_MAX_ROWS, PREVIEW_MODEL, Workspace, model_params
 from hkd_core.projection import PROJECTION_LABELS, available_methods
 from app.colours import COLUMN_SCHEME, depth_colours, rank_colours, scheme_label, scheme_options
 from hkd_core.benchmark.report import tradeoff_figure
-from hkd_core.tree import (PrefixIndex, branch_labeller, format_codes, node_members, parse_prefix,
+from hkd_core.tree import (CodeTree, branch_labeller, format_codes, node_members, parse_prefix,
                            sunburst_frame)
 
 CONTROL_IDS = ["model-select", "param-K", "param-D", "param-alpha", "param-beta", "param-perplexity",
@@ -48,7 +48,7 @@ def view_data(ws: Workspace, result_key: str) -> dict:
         strings = format_codes(codes, K)
         frame = sunburst_frame(codes, ds.names, max_depth=min(SUNBURST_DEPTH, codes.shape[1]), K=K,
                                min_branch_size=max(2, len(codes) // 100))
-        return {"key": result_key, "codes": codes, "K": K, "strings": strings, "index": PrefixIndex(codes),
+        return {"key": result_key, "codes": codes, "K": K, "strings": strings, "index": CodeTree(codes),
                 "frame": frame, "meta": res["meta"], "metrics": res["metrics"], "dataset": ds,
                 "labeller": branch_labeller(ds.names, ds.labels, ds.item_ancestors())}
     return ws.derived((result_key, "view"), build)

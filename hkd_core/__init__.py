@@ -11,6 +11,9 @@ Where things live:
   models/dccl.py, kd.py, hkm.py, rq.py, random_codes.py  the baselines
   metrics.py       neighbour sharing, search reduction, reconstruction, code statistics, mAHP
   distances.py     squared Euclidean and Poincare distances
+  tree.py          prefix groups of codes, sunburst frames
+  index.py         the prefix index: CodeTree (prefix ranges) and PrefixIndex (multi-probe
+                   search over the code tree, exact re-rank, npz save/load)
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m hkd_core {datasets,train,benchmark,reproduce,neighbours}``."""
+"""Command line: ``python -m hkd_core {datasets,train,benchmark,reproduce,neighbours,search}``."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--run", help="a run directory written by `train` (default: train or reuse a cached run)")
     _add_model_flags(nb)
     _add_dataset_flags(nb)
+
+    se = sub.add_parser(
+        "search", help="nearest neighbours through the prefix index over a model's codes",
+        description="Build (or --load) a prefix index (hkd_core/index.py) over every row of a "
+                    "dataset coded by a trained model (trained and cached like `neighbours`, or "
+                    "--run DIR), and print each query's neighbours with their distances.")
+    se.add_argument("entity", nargs="*", help="query rows by name (e.g. dog.n.01)")
+    se.add_argument("--rows", type=int, nargs="+", default=[], help="query rows by row id")
+    se.add_argument("--query-file", metavar="FILE", help="query vectors: .npy or one vector per line")
+    se.add_argument("--dataset", default="mammals")
+    se.add_argument("--model", default="hkd", choices=MODEL_NAMES)
+    se.add_argument("--run", help="a run directory written by `train` (default: train or reuse a cached run)")
+    se.add_argument("--k", type=int, default=10)
+    se.add_argument("--n-probe", type=int, help="leaves scanned per query (default: the index's, 8)")
+    se.add_argument("--max-candidates", type=int, help="stop after re-ranking this many rows")
+    se.add_argument("--leaf-size", type=int, help="rows at which a branch stops being split")
+    se.add_argument("--routing", choices=("auto", "flat", "tree"), default="auto")
+    se.add_argument("--search-metric", choices=("euclidean", "poincare"),
+                    help="search distance (default: the run's neighbour metric)")
+    se.add_argument("--save", metavar="FILE.npz", help="write the index (npz, no pickle)")
+    se.add_argument("--load", metavar="FILE.npz", help="search a saved index instead of building one")
+    _add_model_flags(se)
+    _add_dataset_flags(se)
     return parser
 
 
@@ -140,6 +163,8 @@ def main(argv=None) -> int:
                              variant=args.variant)
         if args.command == "neighbours":
             return cmd_neighbours(args)
+        if args.command == "search":
+            return cmd_search(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
@@ -318,6 +343,35 @@ def cmd_neighbours(args) -> int:
     order = [j for j in order if j != i][: args.k]
     shared = shared_prefix_length(codes, codes[i])
     print(format_neighbour_table(names, codes, dist, shared, [i, *order], metric))
+    return 0
+
+
+def cmd_search(args) -> int:
+    from hkd_core.index import PrefixIndex, index_for_run, resolve_queries, search_report
+    from hkd_core.runs import cached_run
+
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    if args.load:
+        if args.run or args.leaf_size or args.search_metric:
+            raise ValueError("--load searches a saved index: --run, --leaf-size and --search-metric "
+                             "do not apply")
+        index = PrefixIndex.load(args.load)
+        names = index.names_
+    else:
+        run_dir = args.run
+        if not run_dir:
+            params = _collect(args, list(MODEL_FLAGS) + list(LIST_FLAGS))
+            _, run_dir = cached_run(args.dataset, args.model, params, _collect(args, DATASET_FLAGS),
+                                    args.knn_metric, log=lambda s: print(s, file=sys.stderr))
+        index_params = {"routing": args.routing}
+        if args.leaf_size is not None:
+            index_params["leaf_size"] = args.leaf_size
+        index, names = index_for_run(run_dir, args.search_metric, **index_params)
+    if args.save:
+        print(f"wrote {index.save(args.save, names=names)}", file=sys.stderr)
+    Q, labels, own = resolve_queries(index, names, args.entity, args.rows, args.query_file)
+    print(search_report(index, names, Q, labels, own, args.k, args.n_probe, args.max_candidates))
     return 0
 
 

@@ -2,24 +2,17 @@
 
 Codes are (n, D) small integers. Rows that share their first N digits form a prefix group; the
 HKD decay makes these groups the coarse-to-fine clusters of the data, so the same tree drives the
-map colours (one group id per row and depth), the code-tree sunburst and candidate retrieval
-for pruned nearest-neighbour search.
+map colours (one group id per row and depth), the code-tree sunburst and, in index.py, the
+prefix index that searches the most promising branches first.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-
-def check_codes(codes) -> np.ndarray:
-    codes = np.asarray(codes)
-    if codes.ndim != 2:
-        raise ValueError(f"codes must be a 2-d (n, D) integer array, got shape {codes.shape}")
-    if codes.size and not np.issubdtype(codes.dtype, np.integer):
-        raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
-    if codes.size and codes.min() < 0:
-        raise ValueError("codes must be non-negative")
-    return codes.astype(np.int64, copy=False)
+# The prefix structure (CodeTree) and the search index over it (PrefixIndex) live in index.py;
+# tree.PrefixIndex is the same class, kept importable from here.
+from hkd_core.index import CodeTree, PrefixIndex, check_codes  # noqa: F401
 
 
 def _check_depth(depth, D):
@@ -82,41 +75,6 @@ def group_table(codes, depth: int, K: int | None = None) -> pd.DataFrame:
     return pd.DataFrame({"group": np.arange(n_groups), "prefix": prefixes, "size": sizes})
 
 
-class PrefixIndex:
-    """Rows sorted lexicographically by code: all rows with a given prefix are one contiguous
-    range, found digit by digit with binary search (O(len(prefix) log n))."""
-
-    def __init__(self, codes):
-        self.codes = check_codes(codes)
-        self.order = np.lexsort(self.codes[:, ::-1].T) if len(self.codes) else np.zeros(0, dtype=np.int64)
-        self.sorted_codes = self.codes[self.order]
-
-    def _range(self, prefix) -> tuple[int, int]:
-        prefix = [int(p) for p in prefix]
-        if len(prefix) > self.codes.shape[1]:
-            raise ValueError(f"prefix has {len(prefix)} digits but codes have D={self.codes.shape[1]}")
-        lo, hi = 0, len(self.sorted_codes)
-        for d, v in enumerate(prefix):
-            col = self.sorted_codes[lo:hi, d]
-            lo, hi = lo + int(np.searchsorted(col, v, "left")), lo + int(np.searchsorted(col, v, "right"))
-            if lo >= hi:
-                break
-        return lo, hi
-
-    def count(self, prefix) -> int:
-        lo, hi = self._range(prefix)
-        return max(0, hi - lo)
-
-    def members(self, prefix) -> np.ndarray:
-        """Row indices (ascending) whose code starts with ``prefix``."""
-        lo, hi = self._range(prefix)
-        return np.sort(self.order[lo:hi]) if hi > lo else np.zeros(0, dtype=np.int64)
-
-    def candidates(self, row: int, N: int) -> np.ndarray:
-        """Rows sharing the first N digits with ``row``: the pruned search space of the paper."""
-        return self.members(self.codes[row, :N])
-
-
 def parse_prefix(node_id: str) -> list[int]:
     """Sunburst node id ('3.7.1', '' for the root, '3.7.other' for aggregates) -> digits."""
     if not node_id or node_id == "root":
@@ -147,7 +105,7 @@ def sunburst_frame(codes, names=None, max_depth: int = 4, min_branch_size: int |
         raise ValueError(f"names has {len(names)} entries for {n} codes")
     if K is None:
         K = int(codes.max()) + 1 if codes.size else 1
-    index = PrefixIndex(codes)
+    index = CodeTree(codes)
     sc = index.sorted_codes
     rows = {"ids": ["root"], "parents": [""], "labels": ["all"], "values": [n], "depth": [0],
             "prefix": [""], "examples": [_examples(names, index.order[:n_examples])]}
@@ -200,7 +158,7 @@ def _examples(names, rows) -> str:
     return ", ".join(str(names[int(r)]) for r in rows)
 
 
-def node_members(index: PrefixIndex, frame: pd.DataFrame, node_id: str) -> np.ndarray:
+def node_members(index: CodeTree, frame: pd.DataFrame, node_id: str) -> np.ndarray:
     """Rows under a sunburst node. For an 'other' aggregate: the parent's rows minus those of
     the parent's listed (large) children."""
     if node_id in ("", "root"):

@@ -217,3 +217,32 @@ def test_knn_metric_sets_hkd_input_distance_unless_metric_given():
     explicit = run_config("mammals", "hkd", {"metric": "poincare"}, knn_metric="euclidean")
     assert explicit["params"]["metric"] == "poincare"
     assert "metric" not in run_config("mammals", "hkm", {}, knn_metric="euclidean")["params"]
+
+
+def test_search_prints_the_nearest_row_and_saves_and_loads_the_index(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--model", "rq", "--D", "6", "--out", str(out)]) == 0
+    ds = load_dataset("synthetic")
+    X = ds.X.astype(np.float64)
+    query = 5
+    dist = np.sqrt(((X - X[query]) ** 2).sum(1))
+    dist[query] = np.inf
+    nearest = int(np.argmin(dist))
+    capsys.readouterr()
+    saved = tmp_path / "synthetic-index.npz"
+    args = ["search", ds.names[query], "--dataset", "synthetic", "--run", str(out), "--k", "3",
+            "--n-probe", "1000"]
+    assert main(args + ["--save", str(saved)]) == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0] == f"query {ds.names[query]} (row {query})"
+    first = lines[2].split()
+    assert first[:3] == ["1", ds.names[nearest], str(nearest)]
+    assert float(first[3]) == pytest.approx(dist[nearest], abs=1e-4)
+    assert len([line for line in lines if line.startswith("  ") and line.split()[0].isdigit()]) == 3
+    assert saved.exists()
+    # the saved index answers the same, by row id as well as by name
+    assert main(["search", "--load", str(saved), "--rows", str(query), "--k", "3", "--n-probe", "1000"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == lines[1:]
+    assert main(["search", "nobody", "--load", str(saved)]) == 2
+    assert "not a row of the index" in capsys.readouterr().err

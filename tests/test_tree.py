@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hkd_core.tree import (PrefixIndex, format_code, format_codes, group_table, node_members, parse_prefix,
+from hkd_core.tree import (CodeTree, format_code, format_codes, group_table, node_members, parse_prefix,
                            prefix_groups, sunburst_frame)
 
 
@@ -39,7 +39,7 @@ def test_group_table_sizes_and_prefixes():
 
 def test_prefix_index_members_equals_brute_force():
     codes = random_codes(n=800, D=5, K=3, seed=3)
-    index = PrefixIndex(codes)
+    index = CodeTree(codes)
     for prefix in ([], [0], [2, 1], [1, 1, 0], [2, 2, 2, 2, 2]):
         brute = np.flatnonzero(np.all(codes[:, :len(prefix)] == prefix, axis=1))
         assert np.array_equal(index.members(prefix), brute)
@@ -67,7 +67,7 @@ def test_sunburst_frame_values_sum_and_aggregates_small_branches():
     assert non_root["ids"].str.endswith("other").any()
     assert frame["depth"].max() == 3
     # members of a node (and of an aggregate) are exactly the rows it counts
-    index = PrefixIndex(codes)
+    index = CodeTree(codes)
     for node, value in zip(frame["ids"], frame["values"]):
         assert len(node_members(index, frame, node)) == value
 
