@@ -16,6 +16,8 @@ MODEL_SPECS: dict[str, tuple[str, str, dict]] = {
     "kd": ("hkd_core.models.kd", "KDCodes", {}),
     "hkm": ("hkd_core.models.hkm", "HierarchicalKMeans", {}),
     "rq": ("hkd_core.models.rq", "ResidualQuantization", {}),
+    # an autoencoder with vector_quantize_pytorch's ResidualVQ in its bottleneck (rqvae.py)
+    "rqvae": ("hkd_core.models.rqvae", "RQVAE", {}),
     "random": ("hkd_core.models.random_codes", "RandomCodes", {}),
     # a tree of normalised cuts of HKD's p_{j|i} graph or k-means splits (chosen in fit), digit
     # by digit, new rows coded by p_{j|i} votes (cut_tree.py), and its ablations: always
