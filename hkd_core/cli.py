@@ -17,6 +17,8 @@ MODEL_FLAGS = {
     "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
     "optimizer": str, "device": str, "activation": str, "composition": str,
     "n_iter": int, "n_init": int, "max_beam_size": int,   # rq (faiss residual quantiser)
+    "latent_dim": int, "commitment": float,                # rqvae
+    "lambda_sim": float, "lambda_kl": float, "lambda_cls": float,   # shrewd / shred
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
@@ -215,6 +217,9 @@ def cmd_train(args) -> int:
     print(format_share_table({model: m}))
     if m.get("reconstruction_mse") is not None:
         print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
+    if m.get("mahp250") is not None:
+        print(f"mAHP@250 {m['mahp250']:.4f}  mAP {m['map']:.4f}  (Hamming ranking of the test rows, "
+              "ties averaged)" if m.get("map") is not None else f"mAHP@250 {m['mahp250']:.4f}")
     return 0
 
 
