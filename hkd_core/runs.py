@@ -115,7 +115,10 @@ def train_run(dataset: str, model: str, params: dict | None = None,
                      else codes)
         metrics["mahp250"] = mean_average_hierarchical_precision(
             retrieval, evaluated.labels, ds.hierarchy, k=250)
-        metrics["map"] = mean_average_precision(retrieval, evaluated.labels)
+        try:
+            metrics["map"] = mean_average_precision(retrieval, evaluated.labels)
+        except ValueError:          # no test label occurs twice: no query has a relevant item
+            metrics["map"] = None
     metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds, "split": "test",
                     "split_seed": split_seed,
                     "split_sizes": {part: int(len(rows)) for part, rows in split.as_dict().items()}})

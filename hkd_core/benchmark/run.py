@@ -291,8 +291,14 @@ def hierarchical_retrieval(fit: dict, test_labels, hierarchy) -> dict:
     from hkd_core.metrics import mean_average_hierarchical_precision, mean_average_precision
 
     codes = fit.get("test_retrieval", fit["test"])
-    return {"mahp250": mean_average_hierarchical_precision(codes, test_labels, hierarchy, k=250),
-            "map": mean_average_precision(codes, test_labels)}
+    out = {}
+    for name, score_fn in (("mahp250", lambda: mean_average_hierarchical_precision(
+            codes, test_labels, hierarchy, k=250)), ("map", lambda: mean_average_precision(codes, test_labels))):
+        try:
+            out[name] = score_fn()
+        except ValueError:       # no query with a relevant / similar item among the test rows
+            out[name] = None
+    return out
 
 
 def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0, 1, 2),
