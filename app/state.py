@@ -252,10 +252,13 @@ class Workspace:
             if progress is not None:
                 progress(info)
 
+        from hkd_core.models.base import label_fit_kwargs
+
+        supervision = label_fit_kwargs(est, ds)      # shrewd/shred: labels + hierarchy
         if "progress" in inspect.signature(est.fit).parameters:
-            est.fit(ds.X, progress=report)
+            est.fit(ds.X, progress=report, **supervision)
         else:
-            est.fit(ds.X)
+            est.fit(ds.X, **supervision)
         codes = np.asarray(est.codes_, dtype=np.int64)
         try:
             X_hat = est.inverse_transform(codes)

@@ -17,6 +17,8 @@ MODEL_FLAGS = {
     "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
     "optimizer": str, "device": str, "activation": str, "composition": str,
     "n_iter": int, "n_init": int, "max_beam_size": int,   # rq (faiss residual quantiser)
+    "latent_dim": int, "commitment": float,                # rqvae
+    "lambda_sim": float, "lambda_kl": float, "lambda_cls": float,   # shrewd / shred
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
 LIST_FLAGS = {"perplexities": float, "kl_weights": float, "hidden": int, "decoder_hidden": int}
@@ -80,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rewrite this file's results table (between its benchmark markers)")
 
     rep = sub.add_parser("reproduce", help="print the paper's tables")
-    rep.add_argument("experiment", choices=("synthetic", "mammals"))
+    rep.add_argument("experiment", choices=("synthetic", "mammals", "shrewd"),
+                     help="shrewd: SHREWD's Table 1 ablation (hkd_core/reproduce_shrewd.py)")
+    rep.add_argument("--features", default="gloss", choices=("gloss", "poincare", "cifar100"),
+                     help="shrewd: the feature set (default gloss: WordNet mammal glosses)")
+    rep.add_argument("--seeds", type=int, default=3, help="shrewd: model seeds (default 3)")
+    rep.add_argument("--quick", action="store_true", help="shrewd: 1 seed, 3 epochs (tests)")
+    rep.add_argument("--data-dir", help="shrewd --features cifar100: the archive's directory")
     rep.add_argument("--json", help="also write the tables' numbers to this file")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--epochs", type=int, help="override the training epochs of every model")
@@ -157,6 +165,10 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "benchmark":
             return cmd_benchmark(args)
+        if args.command == "reproduce" and args.experiment == "shrewd":
+            from hkd_core.reproduce_shrewd import main as reproduce_shrewd
+            return reproduce_shrewd(args.features, args.seeds, args.epochs, args.quick,
+                                    args.json, args.data_dir)
         if args.command == "reproduce":
             from hkd_core.reproduce import reproduce
             return reproduce(args.experiment, json_path=args.json, seed=args.seed, epochs=args.epochs,
@@ -240,6 +252,9 @@ def cmd_train(args) -> int:
     print(format_share_table({model: m}))
     if m.get("reconstruction_mse") is not None:
         print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
+    if m.get("mahp250") is not None:
+        print(f"mAHP@250 {m['mahp250']:.4f}  mAP {m['map']:.4f}  (Hamming ranking of the test rows, "
+              "ties averaged)" if m.get("map") is not None else f"mAHP@250 {m['mahp250']:.4f}")
     return 0
 
 

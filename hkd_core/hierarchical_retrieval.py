@@ -199,3 +199,63 @@ def mean_average_hierarchical_precision(codes, labels, hierarchy, k: int = 250,
     if integration == "trapezoid":
         area = area - 0.5 * (hp[:, 0] + hp[:, -1])
     return float(np.mean(area / width))
+
+
+def mean_average_precision(codes, labels, k: int | None = None, chunk_size: int = 128) -> float:
+    """Expected mAP@k of Hamming-distance retrieval with Hamming ties averaged over exactly.
+
+    Relevant = the same label as the query (the flat notion of SHREWD's Table 1 "mAP"). Every
+    query ranks all OTHER items by Hamming distance between codes; items at equal distance are a
+    tie block ordered uniformly at random, and the score is the exact expectation over those
+    orderings (McSherry & Najork, ECIR 2008). For a block of m items holding r relevant ones,
+    after a earlier items of which c are relevant, position i = a + t (t = 1..m) contributes
+        E[rel_i * prec@i] = (r / m) * ((c + 1) + (t - 1) * (r - 1) / (m - 1)) / i
+    (the second term is 0 when m = 1). AP@k = sum of these over i <= k divided by
+    min(R, k), R = the query's relevant items; k=None ranks everything (AP over the full list).
+    Queries without any relevant item are skipped; mAP = mean over the rest.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(f"codes must be a 2-d integer array (n, D), got {codes.dtype} {codes.shape}")
+    n = len(codes)
+    if len(labels) != n:
+        raise ValueError(f"labels must have one entry per code ({n}), got {len(labels)}")
+    if n < 2:
+        raise ValueError("mAP needs at least 2 items")
+    if k is None:
+        k = n - 1
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1 or None, got {k!r}")
+    k = int(min(k, n - 1))
+    _, item_class = np.unique(np.asarray([str(x) for x in labels]), return_inverse=True)
+    n_blocks = codes.shape[1] + 2          # Hamming 0..D, and D + 1 for the query itself
+    ranks = np.arange(1, k + 1)
+    scores = []
+    for start in range(0, n, chunk_size):
+        q = np.arange(start, min(start + chunk_size, n))
+        nq, local = len(q), np.arange(len(q))
+        hamming = (codes[q, None, :] != codes[None, :, :]).sum(-1)
+        hamming[local, q] = n_blocks - 1
+        rel = (item_class[q][:, None] == item_class[None, :]).astype(np.float64)
+        rel[local, q] = 0.0
+        flat = (local[:, None] * n_blocks + hamming).ravel()
+        size = np.bincount(flat, minlength=nq * n_blocks).reshape(nq, n_blocks)
+        n_rel = np.bincount(flat, weights=rel.ravel(), minlength=nq * n_blocks).reshape(nq, n_blocks)
+        end = np.cumsum(size, axis=1)
+        rel_before = np.cumsum(n_rel, axis=1) - n_rel
+        offset = local[:, None] * (n + 1)
+        h = np.searchsorted((end + offset).ravel(), (ranks[None, :] + offset).ravel(), side="left")
+        h = h.reshape(nq, k) - local[:, None] * n_blocks
+        row = local[:, None]
+        m, r, c = size[row, h], n_rel[row, h], rel_before[row, h]
+        t = ranks[None, :] - (end[row, h] - m)
+        pair = np.where(m > 1, (t - 1) * (r - 1) / np.maximum(m - 1, 1), 0.0)
+        contrib = (r / m) * ((c + 1) + pair) / ranks[None, :]
+        total_rel = rel.sum(1)
+        valid = total_rel > 0
+        ap = contrib.sum(1)[valid] / np.minimum(total_rel[valid], k)
+        scores.append(ap)
+    scores = np.concatenate(scores)
+    if len(scores) == 0:
+        raise ValueError("no query has a relevant item: every label occurs once")
+    return float(scores.mean())

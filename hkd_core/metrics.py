@@ -13,7 +13,8 @@ import numpy as np
 
 from hkd_core.distances import pairwise
 from hkd_core.hierarchical_retrieval import (  # noqa: F401  (mAHP lives with its helpers)
-    class_similarity_from_hierarchy, mean_average_hierarchical_precision)
+    class_similarity_from_hierarchy, mean_average_hierarchical_precision,
+    mean_average_precision)
 
 DEFAULT_KS = (5, 10, 15, 20)
 

@@ -57,6 +57,29 @@ TRAINING_SETTINGS["cifar100-fig4"] = TRAINING_SETTINGS["cifar100"]
 PAPER_SETTINGS["wordnet"] = PAPER_SETTINGS["mammals"]
 TRAINING_SETTINGS["wordnet"] = TRAINING_SETTINGS["mammals"]
 
+# Coders from the other papers: settings of every dataset (K and D still come from the dataset's
+# preset above: K = D = 16, i.e. 64 bits for shrewd/shred - the SHREWD paper's main code length).
+CODER_SETTINGS: dict[str, dict] = {
+    # SHREWD paper (004, sec. 2.1-2.2): gamma 0.1, rho 2 (pair weights of L_sim), Beta(0.1, 0.1)
+    # target of L_KL, 64-bit codes (Table 1). Ours (the paper gives no values): lambda_kl 0.01
+    # (of 0.01 / 0.1 / 1, best SHREWD validation mAHP@250 on the WordNet-mammal gloss features of
+    # hkd_core/reproduce_shrewd.py), lambda_cls 1 (SHRED), an MLP of one 256-wide hidden layer
+    # over features instead of the paper's ResNet-110w on images, Adam lr 1e-3, batch 128,
+    # 100 epochs.
+    "shrewd": dict(gamma=0.1, rho=2.0, beta_a=0.1, lambda_sim=1.0, lambda_kl=0.01,
+                   lambda_cls=0.0, hidden=(256,), lr=1e-3, batch_size=128, epochs=100),
+    "shred": dict(gamma=0.1, rho=2.0, beta_a=0.1, lambda_sim=1.0, lambda_kl=0.01,
+                  lambda_cls=1.0, hidden=(256,), lr=1e-3, batch_size=128, epochs=100),
+    # RQ-VAE (no paper in ../shared/papers). From TIGER (Rajput et al., NeurIPS 2023, as
+    # recalled, not checked here): commitment weight 0.25, k-means initialisation of the
+    # codebooks, latent width 32. Ours: K = D = 16 levels (the project's code shape; TIGER uses
+    # 3 levels of 256), one hidden layer of 128 (TIGER: 512-256-128 over 768-d text
+    # embeddings), Adam lr 1e-3 (TIGER: Adagrad 0.4), batch 128, 100 epochs, dead-code resets
+    # below 2 rows (the library's threshold_ema_dead_code), EMA decay 0.8 (library default).
+    "rqvae": dict(commitment=0.25, kmeans_init=True, latent_dim=32, hidden=(128,), lr=1e-3,
+                  batch_size=128, epochs=100, dead_code_threshold=2.0, ema_decay=0.8),
+}
+
 GENERIC_KEYS = ("K", "D", "seed")
 GENERIC_TRAINING_KEYS = ("epochs", "lr", "batch_size", "optimizer", "decay")
 
@@ -95,4 +118,4 @@ def default_params(dataset: str, model: str) -> dict:
     training = dict(TRAINING_SETTINGS[dataset]) if dataset in TRAINING_SETTINGS else generic_training()
     if model in HKD_FAMILY:
         return {**paper, **training}
-    return {k: paper[k] for k in GENERIC_KEYS if k in paper}
+    return {**{k: paper[k] for k in GENERIC_KEYS if k in paper}, **CODER_SETTINGS.get(model, {})}

@@ -28,8 +28,10 @@ import numpy as np
 import hkd_core
 from hkd_core.benchmark.protocol import Split, make_split
 from hkd_core.datasets import Dataset, load_dataset
-from hkd_core.metrics import evaluate, mean_average_hierarchical_precision
+from hkd_core.metrics import (evaluate, mean_average_hierarchical_precision,
+                              mean_average_precision)
 from hkd_core.models import make_model
+from hkd_core.models.base import label_fit_kwargs
 from hkd_core.presets import HKD_FAMILY, default_params
 
 
@@ -97,6 +99,8 @@ def train_run(dataset: str, model: str, params: dict | None = None,
     estimator = make_model(model, **_model_params(config["params"], ds))
     start = time.perf_counter()
     fit_kwargs = {"progress": progress} if progress is not None else {}
+    # shrewd/shred learn from the train rows' labels and the label hierarchy
+    fit_kwargs.update(label_fit_kwargs(estimator, ds, split.train))
     estimator.fit(ds.X[split.train], **fit_kwargs)
     seconds = time.perf_counter() - start
     evaluated = ds.subset(split.test, ds.name + ":test")
@@ -106,8 +110,15 @@ def train_run(dataset: str, model: str, params: dict | None = None,
     if ds.hierarchy and evaluated.labels is not None:
         # hierarchical retrieval quality of the codes alone (SHREWD's mAHP@250, Barz & Denzler
         # similarity and trapezoidal AHP; Hamming ties count as ties, averaged exactly)
+        # (hash coders compare their bits, ``retrieval_codes``, not the digits they group into)
+        retrieval = (estimator.retrieval_codes(evaluated.X) if hasattr(estimator, "retrieval_codes")
+                     else codes)
         metrics["mahp250"] = mean_average_hierarchical_precision(
-            codes, evaluated.labels, ds.hierarchy, k=250)
+            retrieval, evaluated.labels, ds.hierarchy, k=250)
+        try:
+            metrics["map"] = mean_average_precision(retrieval, evaluated.labels)
+        except ValueError:          # no test label occurs twice: no query has a relevant item
+            metrics["map"] = None
     metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds, "split": "test",
                     "split_seed": split_seed,
                     "split_sizes": {part: int(len(rows)) for part, rows in split.as_dict().items()}})

@@ -94,6 +94,14 @@ def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor
                          + f"{_ms(r['auc']):>13}"
                          + (f"{_ms(r['agreement']):>13}" if entry["has_tree"] else "")
                          + f"{g:>22}{r['full_code_collisions']['mean']:>9.1f}{cpu:>11.2f}{ratio:>12}")
+        if any("mahp250" in r for r in rows.values()):
+            lines.append("")
+            lines.append("hierarchical retrieval of the test rows (Hamming ranking, ties averaged; "
+                         "shrewd/shred rank by their bits, the others by their digits)")
+            lines.append(f"{'coder':<22}{'mAHP@250':>15}{'mAP':>15}")
+            for name, r in rows.items():
+                if "mahp250" in r:
+                    lines.append(f"{name:<22}{_ms(r['mahp250'], 4):>15}{_ms(r['map'], 4):>15}")
         if recommended:
             v = verdicts(rows, recommended)
             if v:
@@ -105,6 +113,8 @@ def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor
                     lines.append(f"  {what:<8} {item['verdict']:<26} {mine} vs {item['baseline']:.3f} "
                                  f"({item['best_baseline']})")
         lines.append("")
+    for label, reason in entry.get("skipped", {}).items():
+        lines.append(f"{key}: {label} skipped: {reason}")
     return "\n".join(lines)
 
 

@@ -141,7 +141,22 @@ def default_coders() -> list[CoderSpec]:
             coders.append(CoderSpec(f"rq K={K}", "rq", {"K": K}, baseline=True))
     coders += [CoderSpec("dccl", "dccl", baseline=True), CoderSpec("kd", "kd", baseline=True),
                CoderSpec("random", "random", baseline=True)]
+    # coders of the other systems (issue 12): RQ-VAE semantic IDs; SHREWD / SHRED hash codes,
+    # which learn from labels + a label hierarchy and are skipped on data without them
+    for name in ("rqvae", "shrewd", "shred"):
+        if name in MODEL_SPECS:
+            coders.append(CoderSpec(name, name))
     return coders
+
+
+def needs_labels(model: str) -> bool:
+    from hkd_core.models import model_class
+
+    return bool(getattr(model_class(model), "needs_labels", False))
+
+
+def has_label_tree(ds) -> bool:
+    return ds.labels is not None and bool(ds.hierarchy)
 
 
 # -- fitting, cached -------------------------------------------------------------------------
@@ -201,15 +216,20 @@ def fit_codes(bds: BenchmarkDataset, split: Split, model: str, setting: dict, se
     for key in ("hidden", "decoder_hidden", "perplexities", "kl_weights"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
+    from hkd_core.models.base import label_fit_kwargs
+
     X = bds.dataset.X
     est = make_model(model, **params)
     cpu, wall = time.process_time(), time.perf_counter()
-    est.fit(X[split.train])
+    est.fit(X[split.train], **label_fit_kwargs(est, bds.dataset, split.train))
     out = {"cpu_seconds": np.float64(time.process_time() - cpu),
            "wall_seconds": np.float64(time.perf_counter() - wall),
            "validation": np.asarray(est.transform(X[split.validation]), dtype=np.int64),
            "test": np.asarray(est.transform(X[split.test]), dtype=np.int64),
            "K": np.int64(getattr(est, "K", 0))}
+    # what Hamming retrieval compares (hash coders: their bits; the others: their digits)
+    out["test_retrieval"] = (np.asarray(est.retrieval_codes(X[split.test]), dtype=np.int64)
+                             if hasattr(est, "retrieval_codes") else out["test"])
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp.npz"
@@ -258,6 +278,26 @@ def summarise(test_runs: list[dict]) -> dict:
         "full_code_collisions": mean_spread([r["full_code_collisions"] for r in test_runs]),
         "cpu_seconds": mean_spread([r["cpu_seconds"] for r in test_runs]),
     }
+    if "mahp250" in first:
+        out["mahp250"] = mean_spread([r["mahp250"] for r in test_runs])
+        out["map"] = mean_spread([r["map"] for r in test_runs])
+    return out
+
+
+def hierarchical_retrieval(fit: dict, test_labels, hierarchy) -> dict:
+    """SHREWD's retrieval figures on the test rows: mAHP@250 and mAP of the Hamming ranking of
+    each coder's retrieval codes (hash bits for shrewd/shred, code digits for the others), Hamming
+    ties averaged exactly (hierarchical_retrieval.py)."""
+    from hkd_core.metrics import mean_average_hierarchical_precision, mean_average_precision
+
+    codes = fit.get("test_retrieval", fit["test"])
+    out = {}
+    for name, score_fn in (("mahp250", lambda: mean_average_hierarchical_precision(
+            codes, test_labels, hierarchy, k=250)), ("map", lambda: mean_average_precision(codes, test_labels))):
+        try:
+            out[name] = score_fn()
+        except ValueError:       # no query with a relevant / similar item among the test rows
+            out[name] = None
     return out
 
 
@@ -283,9 +323,21 @@ def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0,
         entry = {"name": ds.name, "n": int(ds.n), "d": int(ds.X.shape[1]), "data_metric": ds.metric,
                  "split": {k: int(len(v)) for k, v in split.as_dict().items()},
                  "has_tree": bds.has_tree, "by_metric": {}}
+        label_tree = has_label_tree(ds)
+        test_labels = [ds.labels[i] for i in split.test] if label_tree else None
+        skipped = {}
+        for coder in coders:
+            if needs_labels(coder.model) and not label_tree:
+                what = "labels" if ds.labels is None else "label hierarchy"
+                skipped[coder.label] = f"needs labels and a label hierarchy; {key} has no {what}"
+                log(f"{key}: skipping {coder.label} ({skipped[coder.label]})")
+        if skipped:
+            entry["skipped"] = skipped
         for metric in bds.metrics:
             rows_out = {}
             for coder in coders:
+                if coder.label in skipped:
+                    continue
                 candidates = []
                 for setting in coder.settings(bds, metric, quick):
                     val_runs, test_runs = [], []
@@ -298,6 +350,8 @@ def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0,
                         t["cpu_seconds"] = float(fit["cpu_seconds"])
                         if lca_test is not None:
                             t["agreement"] = hierarchy_agreement(fit["test"], lca_test, seed=seed)
+                        if label_tree:
+                            t.update(hierarchical_retrieval(fit, test_labels, ds.hierarchy))
                         test_runs.append(t)
                     val = np.mean([validation_score(v) for v in val_runs], axis=0)
                     candidates.append({"setting": setting, "validation_score": val.tolist(),

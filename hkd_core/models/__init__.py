@@ -16,6 +16,12 @@ MODEL_SPECS: dict[str, tuple[str, str, dict]] = {
     "kd": ("hkd_core.models.kd", "KDCodes", {}),
     "hkm": ("hkd_core.models.hkm", "HierarchicalKMeans", {}),
     "rq": ("hkd_core.models.rq", "ResidualQuantization", {}),
+    # an autoencoder with vector_quantize_pytorch's ResidualVQ in its bottleneck (rqvae.py)
+    "rqvae": ("hkd_core.models.rqvae", "RQVAE", {}),
+    # hash codes from a label hierarchy (shrewd.py): SHREWD (weakly supervised: label distances
+    # only) and SHRED (plus a classification loss); fit needs labels and a hierarchy
+    "shrewd": ("hkd_core.models.shrewd", "SHREWD", {}),
+    "shred": ("hkd_core.models.shrewd", "SHREWD", {"lambda_cls": 1.0}),
     "random": ("hkd_core.models.random_codes", "RandomCodes", {}),
     # a tree of normalised cuts of HKD's p_{j|i} graph or k-means splits (chosen in fit), digit
     # by digit, new rows coded by p_{j|i} votes (cut_tree.py), and its ablations: always

@@ -78,6 +78,21 @@ def check_X(X, name: str = "X", min_rows: int = 2) -> np.ndarray:
     return X
 
 
+def label_fit_kwargs(model, dataset, rows=None) -> dict:
+    """Extra ``fit`` arguments of a coder that learns from labels and a label hierarchy
+    (``needs_labels = True``, e.g. shrewd/shred): ``y`` (the labels of ``rows``, default all)
+    and ``hierarchy``. {} for every other coder; a clear ValueError when the data lack them."""
+    if not getattr(model, "needs_labels", False):
+        return {}
+    name = getattr(model, "model_name", type(model).__name__)
+    if dataset.labels is None or not dataset.hierarchy:
+        missing = "labels" if dataset.labels is None else "label hierarchy (child -> parent)"
+        raise ValueError(f"{name} needs labels and a label hierarchy; dataset {dataset.name!r} has "
+                         f"no {missing}")
+    labels = dataset.labels if rows is None else [dataset.labels[i] for i in rows]
+    return {"y": labels, "hierarchy": dataset.hierarchy}
+
+
 class CodeModel(BaseEstimator):
     """Base of all code models. Subclasses implement fit, transform, inverse_transform and
     ``_get_state() -> dict[str, np.ndarray]`` / ``_set_state(state, n_features)`` for saving."""
