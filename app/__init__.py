@@ -12,6 +12,23 @@ import os
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 
 
+def callback_error_to_status(err: Exception):
+    """Any callback that fails (a value no check foresaw, a result gone from the cache) says why
+    in the status line instead of answering HTTP 500; the page and the server keep working."""
+    from dash import set_props
+
+    from app.controls import InputError
+
+    if isinstance(err, InputError):
+        message = f"Invalid request: {err}"
+    elif isinstance(err, KeyError):
+        message = f"Not found: {err.args[0] if err.args else err}"
+    else:
+        message = f"Could not update the page ({type(err).__name__}: {str(err)[:300]})"
+    set_props("status", {"children": message})
+    return None
+
+
 def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
                dataset_options: dict | None = None, controls: dict | None = None,
                projection: str | None = None, title: str = "HKD Explorer", image_root: str | None = None):
@@ -47,7 +64,7 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py)
     manager = background_manager(os.path.join(ws.cache_dir, "jobs"))
     app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
-               serve_locally=True, update_title=None)
+               serve_locally=True, update_title=None, on_error=callback_error_to_status)
     # a hard cap on any request body: an upload arrives base64-encoded (4/3 of its size) inside
     # the callback's JSON; files up to the upload limit pass and get parse_embedding_upload's
     # clear message, anything far larger is refused before it is read into memory

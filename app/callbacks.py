@@ -18,7 +18,9 @@ from dash.exceptions import PreventUpdate
 
 from app import figures as F
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
+from app.controls import InputError, check_choice, check_controls, check_depth, check_knn
 from app.state import PREVIEW_MAX_ROWS, PREVIEW_MODEL, Workspace, model_params
+from hkd_core.models import MODEL_NAMES
 from hkd_core.projection import PROJECTION_LABELS, available_methods
 from app.colours import COLUMN_SCHEME, depth_colours, rank_colours, scheme_label, scheme_options
 from hkd_core.benchmark.report import tradeoff_figure
@@ -71,7 +73,7 @@ def colourings(ws: Workspace, v: dict, scheme: str) -> list:
 
 def colouring_at(ws: Workspace, v: dict, scheme: str, depth) -> object:
     c = colourings(ws, v, scheme)
-    return c[int(max(0, min(int(depth or 0), len(c) - 1)))]
+    return c[check_depth(depth, len(c) - 1)]
 
 
 def recolour_patch(ws: Workspace, v: dict, scheme: str, depth, method: str, xy) -> Patch:
@@ -79,7 +81,7 @@ def recolour_patch(ws: Workspace, v: dict, scheme: str, depth, method: str, xy) 
     the browser only, so any server patch of the figure must carry the current colours too."""
     patch = Patch()
     patch["data"][F.TRACE_POINTS]["marker"].update(F.marker_colours(colouring_at(ws, v, scheme, depth)))
-    d = int(max(0, min(int(depth or 0), v["codes"].shape[1])))
+    d = check_depth(depth, v["codes"].shape[1])
     labels = map_payload(ws, v, scheme, method, xy)["depths"][d]["labels"]
     patch["data"][F.TRACE_LABELS].update(labels)
     return patch
@@ -232,8 +234,13 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
             dataset_key = auto["dataset"]
         if any(v is None for v in controls.values()):
             return no_update, no_update, "Fill in every parameter (empty or out-of-range field)."
+        try:   # the page's limits, on the server: a hand-made request meets them too
+            check_choice(dataset_key, ws.usable_datasets(), "data set")
+            model = check_choice(controls["model"], MODEL_NAMES, "model")
+            controls = check_controls(controls)
+        except InputError as exc:
+            return no_update, no_update, f"Invalid request: {exc}"
         ds = ws.dataset(dataset_key)
-        model = controls["model"]
         try:
             params = model_params(model, dataset_key, ds, controls)
             key = ws.result_key(dataset_key, model, params)
@@ -419,7 +426,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
                     F.message_figure("Codes are being trained…"), *table_columns(ds))
         v = view_data(ws, result["key"])
         D = v["codes"].shape[1]
-        depth = int(min(max(depth if depth is not None else 1, 0), D))
+        depth = check_depth(depth, D)
         scheme = scheme or "hierarchical"
         missing = None                   # a colouring the data set cannot give: say so in the caption
         if scheme == "label" and ds.labels is None:
@@ -625,7 +632,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
             patch["data"][F.TRACE_SELECTION].update({"x": [], "y": []})
             return [], patch, "Nothing selected: drag a box or lasso on the map (toolbar).", None
         patch["data"][F.TRACE_SELECTION].update(F.overlay_points(xy, rows))
-        d = int(max(1, min(int(depth or 1), v["codes"].shape[1])))
+        d = max(1, check_depth(depth, v["codes"].shape[1]))
         spans = F.branches_spanned(v["codes"][rows], d, v["K"])
         text = (f"Selection: {len(rows)} entities in {len(spans)} branch{'es' if len(spans) != 1 else ''} "
                 f"at N={d}: " + ", ".join(f"{p} ({c})" for p, c in spans[:8])
@@ -673,7 +680,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         from hkd_core.metrics import shared_prefix_length
 
         q = ds.index_of(name)
-        k = int(min(max(k or 10, 1), ds.n - 1))
+        k = min(check_knn(k), ds.n - 1)
         d = pairwise(ds.X[q:q + 1], ds.X, ds.metric)[0]
         d[q] = np.inf
         nbrs = np.argsort(d, kind="stable")[:k]
@@ -760,7 +767,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
                 scheme = scheme or "hierarchical"
                 if target == "map":
                     xy = ws.projection(result["dataset"], method)     # cached: map_xy drew it
-                    d = int(max(0, min(int(depth or 0), v["codes"].shape[1])))
+                    d = check_depth(depth, v["codes"].shape[1])
                     shown = map_payload(ws, v, scheme, method, xy)["depths"][d]
                     fig = F.map_figure(xy, view_hover(v), colouring_at(ws, v, scheme, d), labels=shown["labels"],
                                        title=f"{ds.name} · {describe(v['meta'])} · prefix depth {d}")

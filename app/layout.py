@@ -5,6 +5,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 
 from app.colours import SCHEME_LABELS, scheme_label
+from app.controls import CONTROL_LIMITS, MAX_KNN
 from app.figures import ENTITY_COLUMNS, NEIGHBOUR_COLUMNS, message_figure
 from hkd_core.projection import PROJECTION_LABELS
 
@@ -29,6 +30,12 @@ def _field(label, component, hint=None):
 def _number(id_, value, min_, max_, step, label, hint=None):
     return _field(label, dcc.Input(id=id_, type="number", value=value, min=min_, max=max_, step=step,
                                    debounce=True, className="num"), hint)
+
+
+def _control(id_, key, value):
+    """A model control with the limits the server checks too (app/controls.py)."""
+    typ, low, high, label = CONTROL_LIMITS[key]
+    return _number(id_, value, low, high, 1 if typ is int else "any", label)
 
 
 def _loading(child):
@@ -61,14 +68,10 @@ def controls_card(dataset_options, default_dataset, model_names, controls):
         _field("Model", dcc.Dropdown(id="model-select", value=controls["model"], clearable=False,
                                      options=[{"label": m, "value": m} for m in model_names])),
         html.Div(className="grid2", children=[
-            _number("param-K", controls["K"], 2, 256, 1, "K (code values)"),
-            _number("param-D", controls["D"], 1, 64, 1, "D (code length)"),
-            _number("param-alpha", controls["alpha"], 0, 100, "any", "α (reconstruction)"),
-            _number("param-beta", controls["beta"], 0, 100, "any", "β (KL)"),
-            _number("param-perplexity", controls["perplexity"], 2, 200, "any", "perplexity"),
-            _number("param-epochs", controls["epochs"], 1, 5000, 1, "epochs"),
-            _number("param-kmeans", controls["kmeans_exemplars"], 0, 5000, 1, "k-means exemplars"),
-            _number("param-random", controls["random_exemplars"], 0, 5000, 1, "random exemplars"),
+            *[_control(id_, key, controls[key]) for id_, key in (
+                ("param-K", "K"), ("param-D", "D"), ("param-alpha", "alpha"), ("param-beta", "beta"),
+                ("param-perplexity", "perplexity"), ("param-epochs", "epochs"),
+                ("param-kmeans", "kmeans_exemplars"), ("param-random", "random_exemplars"))],
         ]),
         html.Div(className="buttons", children=[
             html.Button("Train", id="train-button", className="btn primary", n_clicks=0),
@@ -147,7 +150,7 @@ def neighbour_card():
     return html.Div(className="card", children=[
         html.Div(className="card-head", children=[
             html.H3("Nearest neighbours"),
-            html.Label(["k ", dcc.Input(id="param-knn", type="number", value=10, min=1, max=100, step=1,
+            html.Label(["k ", dcc.Input(id="param-knn", type="number", value=10, min=1, max=MAX_KNN, step=1,
                                         debounce=True, className="num knn")], className="inline-field"),
         ]),
         dcc.Dropdown(id="entity-search", placeholder="Search an entity, e.g. dog.n.01", options=[],

@@ -178,6 +178,10 @@ class Workspace:
             return f"upload {info['filename']}" if info else "an upload no longer in the cache"
         return DATASET_LABELS.get(key, key)
 
+    def usable_datasets(self) -> list[str]:
+        """Keys of the data sets the page may open now (built-ins available here, uploads)."""
+        return [o["value"] for o in self.dataset_choices() if not o.get("disabled")]
+
     def dataset(self, key: str):
         with self._lock:
             if key not in self._datasets:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlencode
 
-# URL key -> (control key in the page, type, low, high); bounds as the page's inputs
-NUMBER_KEYS = {"K": (int, 2, 256), "D": (int, 1, 64), "alpha": (float, 0, 100), "beta": (float, 0, 100),
-               "perplexity": (float, 2, 200), "epochs": (int, 1, 5000),
-               "kmeans_exemplars": (int, 0, 5000), "random_exemplars": (int, 0, 5000)}
-MAX_TEXT = 300
+from app.controls import CONTROL_LIMITS, MAX_TEXT
+
+# URL key -> (type, low, high): the page's own limits (app/controls.py)
+NUMBER_KEYS = {key: (typ, low, high) for key, (typ, low, high, _) in CONTROL_LIMITS.items()}
 COLUMN = re.compile(r"^column:[^\x00-\x1f]{1,100}$")
 BRANCH = re.compile(r"^(root|\d{1,4}(\.\d{1,4}){0,63}(\.other)?|other)$")
 

@@ -1,0 +1,207 @@
+"""Malformed input through the real server (HTTP on loopback, the page's own callback requests):
+every case gets a clear message, never an HTTP 500, and a normal request works right after.
+
+The requests are the ones the Dash page sends (``POST /_dash-update-component``), built from the
+app's callback map, so a value the page's inputs would never produce (K=2.7, depth "x", a data
+set "../../etc/passwd") reaches the callbacks exactly as a hand-made request would.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+
+SMALL = {"synthetic": {"n_per_cluster": 10}}
+GOOD_CONTROLS = {"model-select": "hkm", "param-K": 4, "param-D": 4, "param-alpha": 1.0, "param-beta": 1.0,
+                 "param-perplexity": 10.0, "param-epochs": 5, "param-kmeans": 0, "param-random": 0}
+
+
+class Server:
+    def __init__(self, app):
+        self.app = app
+        self.httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def callback(self, output_prefix: str, values: dict, changed: str | None = None):
+        """POST the page's request for the callback whose output key starts with
+        ``output_prefix``; ``values`` maps "id.prop" (or "id" for the first prop) to a value."""
+        matches = [k for k in self.app.callback_map if k.startswith(output_prefix)]
+        assert len(matches) == 1, (output_prefix, matches)
+        key = matches[0]
+        spec = self.app.callback_map[key]
+
+        def items(kind):
+            out = []
+            for item in spec.get(kind, []):
+                name = f"{item['id']}.{item['property']}"
+                value = values.get(name, values.get(item["id"]))
+                out.append({"id": item["id"], "property": item["property"], "value": value})
+            return out
+
+        inputs = items("inputs")
+        outputs = [{"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+                   for o in key.strip(".").split("...")]
+        body = {"output": key, "outputs": outputs if key.startswith("..") else outputs[0],
+                "inputs": inputs, "state": items("state"),
+                "changedPropIds": [changed or f"{inputs[0]['id']}.{inputs[0]['property']}"]}
+        request = urllib.request.Request(self.url + "/_dash-update-component", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+
+    def get(self, path="/"):
+        with urllib.request.urlopen(self.url + path, timeout=60) as resp:
+            return resp.status, resp.read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    app = create_app(cache_dir=str(tmp_path_factory.mktemp("reliability")), default_dataset="synthetic",
+                     dataset_options=SMALL, controls={"model": "hkm"}, projection="pca")
+    s = Server(app)
+    yield s
+    s.httpd.shutdown()
+
+
+def train(server, **overrides):
+    values = {**GOOD_CONTROLS, "dataset-select": "synthetic", "train-button": 1, **overrides}
+    return server.callback("..result-key.data...train-request.data", values, changed="train-button.n_clicks")
+
+
+@pytest.fixture(scope="module")
+def result(server):
+    status, text = train(server)
+    assert status == 200, text
+    return json.loads(text)["response"]["result-key"]["data"]
+
+
+def assert_normal_afterwards(server, result):
+    assert server.get("/")[0] == 200
+    status, text = train(server)
+    assert status == 200 and "loaded from cache" in text or "trained" in text
+
+
+def data_url(raw: bytes, mime="application/octet-stream") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def parquet(frame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def npy(array, allow_pickle=False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+UPLOADS = [  # (case, filename, contents, words the message must hold)
+    ("empty file", "e.csv", data_url(b""), "empty"),
+    ("binary as csv", "b.csv", data_url(bytes(range(256)) * 4), "not UTF-8"),
+    ("unsupported extension", "x.exe", data_url(b"1,2\n3,4\n"), "unsupported file type"),
+    ("no extension", "data", data_url(b"1,2\n3,4\n"), "without an extension"),
+    ("ragged rows", "r.csv", data_url(b"x,y\n1,2\n3,4,5\n6,7\n"), "ragged rows"),
+    ("word in a number column", "w.csv", data_url(b"name,x,y\na,1,2\nb,3,oops\nc,5,6\n"), "'oops'"),
+    ("NaN cell", "n.csv", data_url(b"x,y\n1,2\nnan,4\n5,6\n"), "NaN"),
+    ("one row", "o.csv", data_url(b"x,y\n1,2\n"), "need at least 2 rows"),
+    ("only text columns", "t.csv", data_url(b"name,label\ndog,a\ncat,b\n"), "no numeric columns"),
+    ("pickled npy", "p.npy", data_url(npy(np.array([{"a": 1}], dtype=object), allow_pickle=True)), "unpickling"),
+    ("1-d npy", "d.npy", data_url(npy(np.arange(5.0))), "2-d"),
+    ("not an npy", "f.npy", data_url(b"hello world"), "not a .npy"),
+    ("truncated parquet", "t.parquet", data_url(parquet(pd.DataFrame({"x": [1.0, 2.0]}))[:-30]), "Parquet"),
+    ("not a parquet", "n.parquet", data_url(b"x,y\n1,2\n"), "not a Parquet"),
+    ("ragged list column", "l.parquet", data_url(parquet(pd.DataFrame({"e": [[1.0, 2.0], [1.0]]}))), "ragged"),
+    ("invalid base64", "i.csv", "data:text/csv;base64,@@@@", "not valid base64"),
+    ("data URL without comma", "c.csv", "data:text/csv;base64", "malformed data URL"),
+    ("two file names", ["a.csv", "b.csv"], data_url(b"x,y\n1,2\n3,4\n"), "one file at a time"),
+    ("file name not text", {"evil": 1}, data_url(b"x,y\n1,2\n3,4\n"), "must be text"),
+    ("infinite value", "inf.csv", data_url(b"x,y\n1,2\ninf,4\n5,6\n"), "Inf"),
+]
+
+
+@pytest.mark.parametrize("case, filename, contents, words", UPLOADS, ids=[u[0] for u in UPLOADS])
+def test_malformed_upload_gets_its_message(server, result, case, filename, contents, words):
+    status, text = server.callback("..upload-error.children", {"upload.contents": contents,
+                                                                "upload.filename": filename})
+    assert status == 200, text
+    message = json.loads(text)["response"]["upload-error"]["children"]
+    assert message.startswith("Upload rejected:") and words.lower() in message.lower(), message
+    assert_normal_afterwards(server, result)
+
+
+BAD_TRAINING = [  # (case, overrides, words)
+    ("unknown data set", {"dataset-select": "nope"}, "unknown data set 'nope'"),
+    ("path as data set", {"dataset-select": "../../etc/passwd"}, "unknown data set"),
+    ("upload not in the cache", {"dataset-select": "upload:deadbeef"}, "unknown data set"),
+    ("unknown model", {"model-select": "evil"}, "unknown model 'evil'"),
+    ("K a fraction", {"param-K": 2.7}, "K (code values) must be a whole number in [2, 256], got 2.7"),
+    ("K too large for the page", {"param-K": 1024}, "in [2, 256], got 1024"),
+    ("D too large for the page", {"param-D": 256}, "D (code length) must be a whole number in [1, 64]"),
+    ("K as text", {"param-K": "abc"}, "got 'abc'"),
+    ("negative epochs", {"param-epochs": -1}, "epochs must be"),
+    ("alpha NaN", {"param-alpha": "nan"}, "α (reconstruction) must be a number"),
+    ("K a bool", {"param-K": True}, "got True"),
+    ("perplexity 1e9", {"param-perplexity": 1e9}, "perplexity must be a number in [2, 200]"),
+]
+
+
+@pytest.mark.parametrize("case, overrides, words", BAD_TRAINING, ids=[c[0] for c in BAD_TRAINING])
+def test_bad_training_request_gets_its_message(server, result, case, overrides, words):
+    status, text = train(server, **overrides)
+    assert status == 200, text
+    assert words in json.loads(text)["response"]["status"]["children"]
+    assert_normal_afterwards(server, result)
+
+
+def view_values(result, **overrides):
+    return {"result-key": result, "projection-select": "pca", "colour-scheme": "hierarchical",
+            "dataset-select": "synthetic", "depth-slider": 1, **overrides}
+
+
+BAD_VIEWS = [  # (case, callback, overrides, words)
+    ("unknown result key", "..map.figure...map-groups", {"result-key": {"key": "result:nope", "dataset": "synthetic"}},
+     "not in the cache"),
+    ("depth as text", "..map.figure...map-groups", {"depth-slider": "x"}, "prefix depth N must be a whole number"),
+    ("negative depth", "..map.figure...map-groups", {"depth-slider": -7}, "got -7"),
+    ("k as text", "..neighbour-table.rowData", {"entity-search": "n0", "param-knn": "abc"}, "k (neighbours) must be"),
+    ("k negative", "..neighbour-table.rowData", {"entity-search": "n0", "param-knn": -5}, "got -5"),
+    ("k huge", "..neighbour-table.rowData", {"entity-search": "n0", "param-knn": 1e9}, "in [1, 100]"),
+    ("depth fraction on a selection", "..entity-table.rowData@",
+     {"map.selectedData": {"points": [{"curveNumber": 0, "customdata": 1}]}, "depth-slider": 1.5}, "whole number"),
+]
+
+
+@pytest.mark.parametrize("case, callback, overrides, words", BAD_VIEWS, ids=[c[0] for c in BAD_VIEWS])
+def test_bad_view_request_says_why(server, result, case, callback, overrides, words):
+    values = view_values(result, **overrides)
+    if "entity-search" in overrides:   # the searched name must exist in the data set
+        values["entity-search"] = server.app.workspace.dataset("synthetic").names[0]
+    key = callback
+    if callback == "..entity-table.rowData@":
+        key = next(k for k, v in server.app.callback_map.items()
+                   if k.startswith(callback) and v["inputs"][0]["property"] == "selectedData")
+    status, text = server.callback(key, values)
+    assert status == 200, text
+    side = json.loads(text).get("sideUpdate", {})
+    assert words in json.dumps(side, ensure_ascii=False), text[:500]
+    assert_normal_afterwards(server, result)
+
+
+def test_the_suite_has_at_least_30_cases():
+    assert len(UPLOADS) + len(BAD_TRAINING) + len(BAD_VIEWS) >= 30
