@@ -70,6 +70,13 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     # clear message, anything far larger is refused before it is read into memory
     from hkd_core.uploads import MAX_UPLOAD_BYTES
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES * 2
+
+    @app.server.errorhandler(413)
+    def request_too_large(_err):
+        """A body over the cap: a plain sentence, not Flask's bare page (the page itself checks a
+        file's size before sending it, assets/upload_limit.js)."""
+        return (f"Upload rejected: the request is larger than {MAX_UPLOAD_BYTES * 2 / 2**20:.0f} MB; files may be "
+                f"at most {MAX_UPLOAD_BYTES / 2**20:.0f} MB", 413, {"Content-Type": "text/plain; charset=utf-8"})
     def serve_layout():
         """Built per page load: the data-set list is read anew (uploads stay after a reload or a
         restart) and the view in the page's URL (app/urlstate.py) sets the start values."""

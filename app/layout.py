@@ -6,6 +6,7 @@ from dash import dcc, html
 
 from app.colours import SCHEME_LABELS, scheme_label
 from app.controls import CONTROL_LIMITS, MAX_KNN
+from hkd_core.uploads import MAX_UPLOAD_BYTES
 from app.figures import ENTITY_COLUMNS, NEIGHBOUR_COLUMNS, message_figure
 from hkd_core.projection import PROJECTION_LABELS
 
@@ -63,7 +64,8 @@ def controls_card(dataset_options, default_dataset, model_names, controls):
                                        clearable=False)),
         dcc.Upload(id="upload", className="upload", multiple=False,
                    children=html.Div(["Drop or ", html.A("choose"), " a CSV / NPY / Parquet file"])),
-        html.Div(id="upload-error", className="alert", role="alert", hidden=True),
+        html.Div(id="upload-error", className="alert", role="alert", hidden=True,
+                 **{"data-max-bytes": str(MAX_UPLOAD_BYTES)}),       # assets/upload_limit.js reads it
         html.Div(id="dataset-info", className="muted small"),
         _field("Model", dcc.Dropdown(id="model-select", value=controls["model"], clearable=False,
                                      options=[{"label": m, "value": m} for m in model_names])),

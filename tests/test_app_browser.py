@@ -461,3 +461,16 @@ def test_a_slow_map_is_drawn_after_pca_without_blocking(dash_duo, tmp_path, monk
     wait_until(lambda: "t-SNE" in dash_duo.find_element("#map-caption").text
                and "background" not in dash_duo.find_element("#map-caption").text, timeout=240)
     dash_duo.wait_for_contains_text("#status", "map computed in", timeout=30)
+
+
+def test_a_file_over_the_limit_is_refused_in_the_page(dash_duo, cache_dir, tmp_path):
+    from hkd_core.uploads import MAX_UPLOAD_BYTES
+
+    start(dash_duo, cache_dir)
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_UPLOAD_BYTES + 1)
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(big))
+    dash_duo.wait_for_contains_text("#upload-error", "Upload rejected: 'big.csv' is 50.0 MB", timeout=30)
+    assert dash_duo.find_element("#upload-error").is_displayed()
+    assert "the limit is 50.0 MB" in dash_duo.find_element("#upload-error").text

@@ -205,3 +205,17 @@ def test_bad_view_request_says_why(server, result, case, callback, overrides, wo
 
 def test_the_suite_has_at_least_30_cases():
     assert len(UPLOADS) + len(BAD_TRAINING) + len(BAD_VIEWS) >= 30
+
+
+def test_a_body_over_the_cap_gets_a_sentence_not_a_bare_413(server):
+    from hkd_core.uploads import MAX_UPLOAD_BYTES
+
+    body = b"x" * (MAX_UPLOAD_BYTES * 2 + 1)
+    request = urllib.request.Request(server.url + "/_dash-update-component", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=120)
+    assert info.value.code == 413
+    text = info.value.read().decode()
+    assert text.startswith("Upload rejected: the request is larger than") and "at most 50 MB" in text
+    assert server.get("/")[0] == 200
