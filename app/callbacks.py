@@ -33,6 +33,7 @@ CONTROL_KEYS = ["model", "K", "D", "alpha", "beta", "perplexity", "epochs", "kme
                 "random_exemplars"]
 FAST_MODELS = ("hkm", "random")
 SUNBURST_DEPTH = 4
+JOB_START_GRACE_S = 90     # a job's process may take this long to start (forkserver, data loading)
 
 
 # -- pure helpers over the workspace (no Dash objects) ------------------------------------------
@@ -250,7 +251,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
             return ({"key": key, "dataset": dataset_key, "model": model}, no_update,
                     f"{ds.name}: {describe(ws.result(key)['meta'])} loaded from cache")
         request = {"dataset": dataset_key, "model": model, "params": params, "key": key,
-                   "nonce": uuid.uuid4().hex}
+                   "nonce": uuid.uuid4().hex, "asked": time.time()}
         if model in FAST_MODELS and ds.n <= PREVIEW_MAX_ROWS:
             try:
                 ws.train(dataset_key, model, params)
@@ -332,6 +333,29 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         set_progress(("1", "1", f"{msg}; codes evaluated"))
         return ({"key": key, "dataset": request["dataset"], "model": request["model"]}, msg,
                 f"{job_ws.display_name(request['dataset'])}: {msg}, codes ready")
+
+    # -- a training job that died (kill -9, a server restart) is said so, and can be restarted -----
+    @app.callback(
+        Output("train-button", "disabled", allow_duplicate=True),
+        Output("cancel-button", "disabled", allow_duplicate=True),
+        Output("train-progress", "className", allow_duplicate=True),
+        Output("progress-text", "children", allow_duplicate=True),
+        Output("status", "children", allow_duplicate=True),
+        Input("job-watchdog", "n_intervals"), State("train-request", "data"), State("train-button", "disabled"),
+        prevent_initial_call=True,
+    )
+    def watch_training(_n, request, busy):
+        """The Train button stays disabled while a job runs; if the job's process is gone (its
+        marker's pid is dead or it never started) and it left no result, give the button back."""
+        if not busy or not request or not request.get("key"):
+            raise PreventUpdate
+        asked = request.get("asked") or 0
+        if time.time() - float(asked) < JOB_START_GRACE_S or ws.has_result(request["key"]) \
+                or ws.training_alive(request["key"]):
+            raise PreventUpdate
+        msg = (f"The {request.get('model', '')} training job stopped without a result (its process ended: "
+               "a server restart or a kill); press Train to start it again")
+        return False, True, "progress", msg, msg
 
     # -- a slow map (t-SNE / UMAP of many points) in a background job --------------------------------
     # The chain is ask -> job, and poll -> render: render must not wait for the job (Dash holds a

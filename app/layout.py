@@ -218,6 +218,7 @@ def build_layout(dataset_options, default_dataset, model_names, controls, depth_
         dcc.Store(id="projection-request"),  # {"dataset", "method"}: a slow map for the background job
         dcc.Store(id="projection-ready"),    # {"dataset", "method"}: that map is in the cache
         dcc.Interval(id="projection-poll", interval=1500, disabled=True),   # watches for it
+        dcc.Interval(id="job-watchdog", interval=5000),   # a training job whose process died
         dcc.Store(id="auto-request"),        # set when the dataset changes
         dcc.Store(id="map-groups"),          # per-depth colour slots + legends for recolour.js
         dcc.Store(id="selection"),           # rows selected on the map (box / lasso)

@@ -259,10 +259,14 @@ class Workspace:
         from hkd_core.models.base import label_fit_kwargs
 
         supervision = label_fit_kwargs(est, ds)      # shrewd/shred: labels + hierarchy
-        if "progress" in inspect.signature(est.fit).parameters:
-            est.fit(ds.X, progress=report, **supervision)
-        else:
-            est.fit(ds.X, **supervision)
+        try:
+            if "progress" in inspect.signature(est.fit).parameters:
+                est.fit(ds.X, progress=report, **supervision)
+            else:
+                est.fit(ds.X, **supervision)
+        except BaseException:
+            self.store.cache.delete("training:" + key + ":json")   # failed or cancelled: not training
+            raise
         codes = np.asarray(est.codes_, dtype=np.int64)
         try:
             X_hat = est.inverse_transform(codes)
@@ -284,9 +288,18 @@ class Workspace:
         info = self.store.get_json("training:" + key)
         if not info or info.get("pid") == os.getpid():
             return False
+        return self.training_alive(key)
+
+    def training_alive(self, key: str) -> bool:
+        """True while some live process (this one included) is training this model. A marker
+        left by a killed process is deleted here: its model is not being trained."""
+        info = self.store.get_json("training:" + key)
+        if not info:
+            return False
         try:
             os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
+            self.store.cache.delete("training:" + key + ":json")
             return False
         return True
 

@@ -219,3 +219,30 @@ def test_a_body_over_the_cap_gets_a_sentence_not_a_bare_413(server):
     text = info.value.read().decode()
     assert text.startswith("Upload rejected: the request is larger than") and "at most 50 MB" in text
     assert server.get("/")[0] == 200
+
+
+def test_a_dead_training_job_gives_the_train_button_back(server):
+    """The page left open after its job's process was killed (kill -9, or the server restarted):
+    the watchdog sees no live process and no result, and says so."""
+    import subprocess
+    import time
+
+    ws = server.app.workspace
+    key = "result:dead" + "0" * 20
+    child = subprocess.Popen(["sleep", "60"])
+    ws.store.put_json("training:" + key, {"pid": child.pid, "started": time.time()})
+    request = {"key": key, "model": "hkd", "dataset": "synthetic", "asked": time.time() - 600}
+    values = {"job-watchdog.n_intervals": 3, "train-request.data": request, "train-button.disabled": True}
+    status, _ = server.callback("..train-button.disabled", values)
+    assert status == 204                          # the job's process is alive: nothing to do
+    child.kill()                                  # kill -9 of the training job
+    child.wait()
+    status, text = server.callback("..train-button.disabled", values)
+    assert status == 200, text
+    response = json.loads(text)["response"]
+    assert response["train-button"]["disabled"] is False and response["cancel-button"]["disabled"] is True
+    assert "stopped without a result" in response["status"]["children"]
+    assert ws.store.get_json("training:" + key) is None       # the stale marker is gone
+    fresh = dict(request, asked=time.time())                  # a job that has only just been asked for
+    status, _ = server.callback("..train-button.disabled", dict(values, **{"train-request.data": fresh}))
+    assert status == 204
