@@ -776,7 +776,7 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
     )
     def on_export(_n, target, fmt, result, method, depth, scheme, entity_rows, neighbour_rows, metric_rows,
                   shown_map, selection):
-        from hkd_core.export import figure_bytes, table_bytes
+        from hkd_core.export import codes_frame, figure_bytes, table_bytes
 
         if not result:
             return no_update, "Nothing to export yet."
@@ -808,8 +808,8 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
                     if not result.get("key"):
                         return no_update, "Codes are not ready yet."
                     v = view_data(ws, result["key"])
-                    df = F.codes_frame(ds.names, ds.labels, v["codes"], ws.projection(result["dataset"], method),
-                                       v["strings"], columns=ds.metadata_columns())
+                    df = codes_frame(ds.names, ds.labels, v["codes"], ws.projection(result["dataset"], method),
+                                     code_strings=v["strings"], columns=ds.metadata_columns())
                     if target == "selection":
                         if not selection:
                             return no_update, "Nothing is selected: drag a box or lasso on the map first."

@@ -340,25 +340,5 @@ NEIGHBOUR_COLUMNS = [
 ]
 
 
-def codes_frame(names, labels, codes, xy, code_strings=None, columns=None) -> pd.DataFrame:
-    """Codes with map coordinates: one row per entity, its metadata ``columns``, then one column
-    per digit (for export)."""
-    codes = np.asarray(codes)
-    df = pd.DataFrame({"name": list(names)})
-    if labels is not None:
-        df["label"] = list(labels)
-    for key, values in (columns or {}).items():
-        if key not in ("name", "label", "x", "y", "code"):
-            df[key] = values if isinstance(values, np.ndarray) else list(values)
-    if xy is not None:
-        df["x"] = np.asarray(xy)[:, 0]
-        df["y"] = np.asarray(xy)[:, 1]
-    if code_strings is not None:
-        df["code"] = code_strings
-    for d in range(codes.shape[1]):
-        df[f"c{d + 1}"] = codes[:, d].astype(np.int16)
-    return df
-
-
 def code_strings_for(codes, K) -> list[str]:
     return format_codes(codes, K)

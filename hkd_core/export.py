@@ -207,8 +207,11 @@ def _defuse(value):
 
 
 def codes_frame(names: Sequence[str], labels: Sequence[str] | None, codes: np.ndarray,
-                coords: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per entity: name, label, code ("11-13-7-..."), c1..cD, and x, y when coords given.
+                coords: np.ndarray | None = None, code_strings: Sequence[str] | None = None,
+                columns: dict | None = None) -> pd.DataFrame:
+    """One row per entity: name, label, the metadata ``columns``, code ("11-13-7-...", or
+    ``code_strings`` as the page writes them), c1..cD, and x, y when coords given. The one
+    table of codes every export writes (the app's and the CLI's).
 
     labels None gives an empty label column, so every export has the same columns.
     coords  (n, 2) map coordinates, or (n, 3) which adds z.
@@ -229,20 +232,25 @@ def codes_frame(names: Sequence[str], labels: Sequence[str] | None, codes: np.nd
     labels = [str(s) for s in labels]
     if len(labels) != n:
         raise ValueError(f"labels has {len(labels)} entries for {n} rows of codes")
-    columns: dict = {
-        "name": names,
-        "label": labels,
-        "code": ["-".join(map(str, row)) for row in codes.tolist()],
-    }
+    if code_strings is not None and len(code_strings) != n:
+        raise ValueError(f"code_strings has {len(code_strings)} entries for {n} rows of codes")
+    table: dict = {"name": names, "label": labels}
+    for key, values in (columns or {}).items():
+        if len(values) != n:
+            raise ValueError(f"metadata column {key!r} has {len(values)} values for {n} rows")
+        if key not in ("name", "label", "code", "x", "y", "z") and not (key[:1] == "c" and key[1:].isdigit()):
+            table[key] = values if isinstance(values, np.ndarray) else list(values)
+    table["code"] = (list(code_strings) if code_strings is not None
+                     else ["-".join(map(str, row)) for row in codes.tolist()])
     for d in range(D):
-        columns[f"c{d + 1}"] = codes[:, d]
+        table[f"c{d + 1}"] = codes[:, d]
     if coords is not None:
         coords = np.asarray(coords, dtype=np.float64)
         if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
             raise ValueError(f"coords must have shape ({n}, 2) or ({n}, 3), got {coords.shape}")
         for j, axis in enumerate("xyz"[: coords.shape[1]]):
-            columns[axis] = coords[:, j]
-    return pd.DataFrame(columns)
+            table[axis] = coords[:, j]
+    return pd.DataFrame(table)
 
 
 # ------------------------------------------------------------------------------------ download

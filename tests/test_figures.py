@@ -141,8 +141,12 @@ def test_entity_and_neighbour_rows():
 
 
 def test_codes_frame_for_export():
-    df = F.codes_frame(["a", "b"], None, np.array([[1, 2], [3, 0]]), np.zeros((2, 2)), ["12", "30"])
-    assert list(df.columns) == ["name", "x", "y", "code", "c1", "c2"] and df["c2"].tolist() == [2, 0]
+    from hkd_core.export import codes_frame
+
+    df = codes_frame(["a", "b"], None, np.array([[1, 2], [3, 0]]), np.zeros((2, 2)), code_strings=["12", "30"],
+                     columns={"year": np.array([2001.0, 2002.0]), "c1": ["clash", "clash"]})
+    assert list(df.columns) == ["name", "label", "year", "code", "c1", "c2", "x", "y"]
+    assert df["code"].tolist() == ["12", "30"] and df["c1"].tolist() == [1, 3]   # a digit column wins
 
 
 def test_request_bodies_are_capped(tmp_path):
