@@ -10,62 +10,29 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pandas as pd
 import pytest
-from werkzeug.serving import make_server
-
 from app import create_app
+from app.client import CallbackClient, LoopbackServer
 
 SMALL = {"synthetic": {"n_per_cluster": 10}}
 GOOD_CONTROLS = {"model-select": "hkm", "param-K": 4, "param-D": 4, "param-alpha": 1.0, "param-beta": 1.0,
                  "param-perplexity": 10.0, "param-epochs": 5, "param-kmeans": 0, "param-random": 0}
 
 
-class Server:
+class Server(CallbackClient):
+    """The app on loopback with the page's callback client (app/client.py)."""
+
     def __init__(self, app):
-        self.app = app
-        self.httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.loopback = LoopbackServer(app)
+        super().__init__(app, self.loopback.url)
 
     def callback(self, output_prefix: str, values: dict, changed: str | None = None):
-        """POST the page's request for the callback whose output key starts with
-        ``output_prefix``; ``values`` maps "id.prop" (or "id" for the first prop) to a value."""
-        matches = [k for k in self.app.callback_map if k.startswith(output_prefix)]
-        assert len(matches) == 1, (output_prefix, matches)
-        key = matches[0]
-        spec = self.app.callback_map[key]
-
-        def items(kind):
-            out = []
-            for item in spec.get(kind, []):
-                name = f"{item['id']}.{item['property']}"
-                value = values.get(name, values.get(item["id"]))
-                out.append({"id": item["id"], "property": item["property"], "value": value})
-            return out
-
-        inputs = items("inputs")
-        outputs = [{"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
-                   for o in key.strip(".").split("...")]
-        body = {"output": key, "outputs": outputs if key.startswith("..") else outputs[0],
-                "inputs": inputs, "state": items("state"),
-                "changedPropIds": [changed or f"{inputs[0]['id']}.{inputs[0]['property']}"]}
-        request = urllib.request.Request(self.url + "/_dash-update-component", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(errors="replace")
-
-    def get(self, path="/"):
-        with urllib.request.urlopen(self.url + path, timeout=60) as resp:
-            return resp.status, resp.read()
+        return self.call(output_prefix, values, changed)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +41,7 @@ def server(tmp_path_factory):
                      dataset_options=SMALL, controls={"model": "hkm"}, projection="pca")
     s = Server(app)
     yield s
-    s.httpd.shutdown()
+    s.loopback.stop()
 
 
 def train(server, **overrides):
@@ -192,11 +159,8 @@ def test_bad_view_request_says_why(server, result, case, callback, overrides, wo
     values = view_values(result, **overrides)
     if "entity-search" in overrides:   # the searched name must exist in the data set
         values["entity-search"] = server.app.workspace.dataset("synthetic").names[0]
-    key = callback
-    if callback == "..entity-table.rowData@":
-        key = next(k for k, v in server.app.callback_map.items()
-                   if k.startswith(callback) and v["inputs"][0]["property"] == "selectedData")
-    status, text = server.callback(key, values)
+    first = "selectedData" if callback == "..entity-table.rowData@" else None
+    status, text = server.call(callback, values, first_input=first)
     assert status == 200, text
     side = json.loads(text).get("sideUpdate", {})
     assert words in json.dumps(side, ensure_ascii=False), text[:500]
