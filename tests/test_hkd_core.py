@@ -69,6 +69,22 @@ def test_chunked_float32_calibration_matches_the_dense_float64_one():
         assert np.all(P_new[mask] == 0)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "poincare"])
+def test_step_affinities_from_betas_match_the_dense_calibration(metric):
+    from hkd_core.models.exemplars import (exemplar_affinities, exemplar_betas, exemplar_distances,
+                                           input_distances, rim_distance)
+    X = blobs(200) / (12.0 if metric == "poincare" else 1.0)
+    ex, rows = select_exemplars(X, 15, 10, metric, seed=0)
+    invalid = rows[None, :] == np.arange(len(X))[:, None]
+    P_old, _ = dense_float64_calibration(input_distances(X, ex, metric), 6.0, invalid)
+    betas = exemplar_betas(X, ex, rows, None, (6.0,), metric, chunk=64)
+    rims = (torch.as_tensor(rim_distance(X)), torch.as_tensor(rim_distance(ex))) \
+        if metric == "poincare" else (None, None)
+    d = exemplar_distances(torch.as_tensor(X), torch.as_tensor(ex), metric, *rims)
+    P_new = exemplar_affinities(d, torch.as_tensor(betas[:, 0]), torch.as_tensor(invalid)).numpy()
+    np.testing.assert_allclose(P_new, P_old, atol=5e-4)
+
+
 def test_calibration_respects_mask_and_rejects_too_high_perplexity():
     dist = np.arange(12, dtype=float).reshape(2, 6) + 1
     mask = np.zeros_like(dist, dtype=bool)

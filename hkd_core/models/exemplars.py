@@ -35,7 +35,11 @@ def exemplar_distances(x: torch.Tensor, ex: torch.Tensor, metric: str,
     """Eq. 8's d(e_i, e_j) between rows x (B, d) and exemplars ex (Z, d) in torch, float32:
     squared Euclidean, or Poincare from the rims 1 - |.|^2 (``rim_distance``). The calibration and
     the training steps both use this function, so p_{j|i} at a step is the calibrated one."""
-    sq = (x.unsqueeze(1) - ex.unsqueeze(0)).pow(2).sum(-1)
+    # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b after moving both to the exemplars' centre (distances do
+    # not change; float32 keeps its digits for them): memory (B, Z), not the (B, Z, d) of a - b
+    centre = ex.mean(0, keepdim=True)
+    a, b = x - centre, ex - centre
+    sq = ((a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.T).clamp_min(0.0)
     if metric == "euclidean":
         return sq
     if metric == "poincare":
