@@ -4,6 +4,7 @@ faiss and scikit-learn on the same rows.
     python bench/bench_hkd_scale.py                      # HKD at 10k 30k 100k 300k 1M; engine at 10k 50k 100k
     python bench/bench_hkd_scale.py --sizes 10000 30000 --epochs 2 --neighbour-sizes 10000
     python bench/bench_hkd_scale.py --anchor-code /path/to/older/checkout --anchor-max 100000
+    python bench/bench_hkd_scale.py --sizes --neighbour-sizes --calibration-sizes 200000 --anchor-code DIR
     python bench/bench_hkd_scale.py --quick              # tiny sizes (what the test runs)
 
 Data: a seeded hierarchical Gaussian mixture in 32 dimensions (4 levels x 4 branches, offsets
@@ -37,7 +38,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE)) if "--one-size" not in sys.argv else None
+if not any(a.startswith("--one-") for a in sys.argv):     # a measured child imports from PYTHONPATH
+    sys.path.insert(0, os.path.dirname(HERE))
 ROOT = os.path.dirname(HERE)
 DEFAULT_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
 DEFAULT_NEIGHBOUR_SIZES = (10_000, 50_000, 100_000)
@@ -83,15 +85,61 @@ def one_size(n: int, epochs: int, seed: int) -> dict:
     return out
 
 
-def run_size(n: int, epochs: int, seed: int, code: str | None = None) -> dict:
+def one_calibration(n: int, seed: int) -> dict:
+    """Eq. 8's calibration alone, as HKD.fit runs it: 200 k-means-like + 100 random exemplars,
+    perplexity 10. This checkout's chunked betas (exemplars.exemplar_betas) when it has them,
+    else the dense input_distances + calibrate_affinities of older checkouts."""
+    from hkd_core.models import exemplars as E
+
+    X = hierarchical_rows(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([np.full(200, -1), rng.choice(n, 100, replace=False)])
+    ex = np.concatenate([X[rng.choice(n, 200, replace=False)] + 0.1, X[rows[200:]]]).astype(np.float32)
+    E.calibrate_affinities(np.random.default_rng(0).gamma(2.0, 1.0, (50, 30)), 5.0)    # warm up
+    before = peak_rss_mb()
+    cpu, wall = time.process_time(), time.perf_counter()
+    if hasattr(E, "exemplar_betas"):
+        E.exemplar_betas(X, ex, rows, None, (10.0,), "euclidean")
+        how = "chunked float32 betas"
+    else:
+        invalid = rows[None, :] == np.arange(n)[:, None]
+        E.calibrate_affinities(E.input_distances(X, ex, "euclidean"), 10.0, invalid)
+        how = "dense float64"
+    return {"n": n, "how": how, "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall,
+            "peak_rss_mb": peak_rss_mb(), "rss_before_fit_mb": before}
+
+
+def run_calibration(n: int, seed: int, code: str | None = None) -> dict:
+    return _subprocess(["--one-calibration", str(n), "--seed", str(seed)], code)
+
+
+def format_calibration_table(rows: list[dict], anchor: dict[int, dict]) -> str:
+    lines = [f"{'n':>9}{'new CPU s':>11}{'new +MB':>9}{'old CPU s':>11}{'old +MB':>9}{'old/new CPU':>13}"
+             f"{'old/new +MB':>13}"]
+    for r in rows:
+        a = anchor.get(r["n"])
+        grow = r["peak_rss_mb"] - r["rss_before_fit_mb"]
+        line = f"{r['n']:>9}{r['cpu_s']:>11.2f}{grow:>9.0f}"
+        if a:
+            a_grow = a["peak_rss_mb"] - a["rss_before_fit_mb"]
+            line += (f"{a['cpu_s']:>11.2f}{a_grow:>9.0f}{a['cpu_s'] / max(r['cpu_s'], 1e-9):>13.2f}"
+                     f"{a_grow / max(grow, 1.0):>13.2f}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _subprocess(args: list[str], code: str | None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([code or ROOT, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--one-size", str(n),
-                           "--epochs", str(epochs), "--seed", str(seed)],
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
                           env=env, capture_output=True, text=True, cwd=code or ROOT)
     if proc.returncode != 0:
-        raise RuntimeError(f"n={n} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_size(n: int, epochs: int, seed: int, code: str | None = None) -> dict:
+    return _subprocess(["--one-size", str(n), "--epochs", str(epochs), "--seed", str(seed)], code)
 
 
 def scaling_exponent(ns, seconds) -> float | None:
@@ -192,10 +240,16 @@ def main(argv=None) -> int:
     p.add_argument("--anchor-max", type=int, default=100_000, help="largest size the anchor fits")
     p.add_argument("--out", help="also write the printed tables to this file")
     p.add_argument("--json", help="also write the measurements to this JSON file")
+    p.add_argument("--calibration-sizes", type=int, nargs="*", default=(),
+                   help="also time eq. 8's calibration alone at these sizes (against --anchor-code)")
     p.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--one-calibration", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_size:
         print(json.dumps(one_size(args.one_size, args.epochs, args.seed)))
+        return 0
+    if args.one_calibration:
+        print(json.dumps(one_calibration(args.one_calibration, args.seed)))
         return 0
     sizes = args.sizes if args.sizes is not None else (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     nb_sizes = args.neighbour_sizes if args.neighbour_sizes is not None else (
@@ -221,6 +275,18 @@ def main(argv=None) -> int:
              + (f"; old = hkd_core of {args.anchor_code}" if anchor else ""))
         emit(format_hkd_table(rows, anchor or None))
         record["hkd"], record["anchor"] = rows, list(anchor.values())
+        emit()
+    if args.calibration_sizes:
+        crows, canchor = [], {}
+        for n in sorted(args.calibration_sizes):
+            crows.append(run_calibration(n, args.seed))
+            if args.anchor_code:
+                canchor[n] = run_calibration(n, args.seed, args.anchor_code)
+        emit("Eq. 8 calibration alone (300 exemplars, perplexity 10), fresh process per size: "
+             f"new = {crows[0]['how']}" + (f", old = {next(iter(canchor.values()))['how']} "
+                                           f"({args.anchor_code})" if canchor else ""))
+        emit(format_calibration_table(crows, canchor))
+        record["calibration"], record["calibration_anchor"] = crows, list(canchor.values())
         emit()
     if nb_sizes:
         nrows = neighbour_rows(sorted(nb_sizes), args.seed)

@@ -5,6 +5,12 @@
 Pieces: modules.py (encoder, relaxation, Proj, decoder, decay weights), exemplars.py (exemplar
 selection and perplexity calibration, eq. 8), loss.py (eq. 7, 9, 10, 12). This file holds the
 parameters, their validation and the training loop.
+
+At scale: fit keeps only X, the calibrated betas (n x perplexities) and, with neighbour
+exemplars, their indices and distances; p_{j|i} of a batch is rebuilt at each step from the
+betas (exemplars.exemplar_affinities), so memory grows with n * d, not n * exemplars. Each step
+encodes the batch, the shared exemplars and the batch's neighbour rows in one encoder pass. It runs
+on CUDA whenever torch sees a GPU (device="auto").
 """
 from __future__ import annotations
 
@@ -184,10 +190,10 @@ class HKD(CodeModel):
         # chunk; each step rebuilds its batch's p_{j|i} from them (no (n, z) array is kept)
         exemplars, exemplar_rows = select_exemplars(
             X, self.n_kmeans_exemplars, self.n_random_exemplars, self.metric, self.seed)
-        nb = None
-        if self.n_neighbour_exemplars:
-            nb = kneighbors(X, self.n_neighbour_exemplars, EQ8_METRICS[self.metric])
         use_kl = cfg["beta"] > 0
+        nb = None
+        if self.n_neighbour_exemplars and use_kl:
+            nb = kneighbors(X, self.n_neighbour_exemplars, EQ8_METRICS[self.metric])
         betas = (exemplar_betas(X, exemplars, exemplar_rows,
                                 None if nb is None else nb.distances.astype(np.float32),
                                 cfg["perplexities"], self.metric) if use_kl else None)
