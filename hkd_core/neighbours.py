@@ -113,7 +113,11 @@ class NeighbourIndex(BaseEstimator):
         check_float("memory_mb", self.memory_mb, 1.0)
         check_int("seed", self.seed, 0)
         X = _as_matrix(X, "X")
-        if self.metric == "poincare" and np.any((X.astype(np.float64) ** 2).sum(1) >= 1.0):
+        for cached in ("_centre_", "_m2_"):           # derived from an earlier fit's rows
+            self.__dict__.pop(cached, None)
+        self._sq_norm = np.concatenate([np.einsum("ij,ij->i", c, c, dtype=np.float64)
+                                        for c in np.array_split(X, max(1, len(X) // 65536))])
+        if self.metric == "poincare" and np.any(self._sq_norm >= 1.0):
             raise ValueError("metric='poincare' needs every row inside the unit ball (norm < 1)")
         n = len(X)
         self._X = X                                   # no copy: re-ranking reads rows from here
@@ -121,7 +125,6 @@ class NeighbourIndex(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.approximate_ = self.algorithm == "approximate" or (
             self.algorithm == "auto" and n > self.approximate_above)
-        self._sq_norm = (X.astype(np.float64) ** 2).sum(1)
         self._flat = None
         self._ivf = None
         if self.approximate_:
@@ -168,7 +171,7 @@ class NeighbourIndex(BaseEstimator):
     @property
     def _centre(self):
         if not hasattr(self, "_centre_"):
-            self._centre_ = self._X.astype(np.float64).mean(0) if len(self._X) else 0.0
+            self._centre_ = self._X.mean(0, dtype=np.float64)
         return self._centre_
 
     def _faiss_flat(self):

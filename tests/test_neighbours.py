@@ -134,3 +134,12 @@ def test_bad_parameters_are_named():
         kneighbors(X + 2, 2, "poincare")
     with pytest.raises(ValueError, match="target_recall"):
         kneighbors(X, 2, target_recall=1.5)
+
+
+def test_refit_forgets_the_earlier_rows():
+    rng = np.random.default_rng(5)
+    index = NeighbourIndex()
+    index.fit(rng.normal(size=(200, 3)) + 100.0)
+    X = rng.normal(size=(250, 3))
+    nb = index.fit(X).search(None, 4)
+    np.testing.assert_array_equal(nb.indices, brute_force(X, 4, "euclidean")[0])

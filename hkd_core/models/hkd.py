@@ -61,6 +61,10 @@ class HKD(CodeModel):
     n_threads : torch CPU threads during fit (None: leave torch's setting). Small networks gain
         nothing from intra-op threads and lose much when the other core is busy.
     ablation : None, "no-recon" (alpha=0), "no-kl" (beta=0), "no-decay" (decay=0) - Table 2.
+
+    Attributes: codes_, history_, exemplars_, neighbour_recall_ (recall of the neighbour
+    exemplars' search: 1.0 exact, below 1 when hkd_core.neighbours searched approximately;
+    None without neighbour exemplars).
     """
 
     def __init__(self, K=16, D=16, hidden=(64,), code_dim=32, decoder_hidden=(64,),
@@ -194,6 +198,8 @@ class HKD(CodeModel):
         nb = None
         if self.n_neighbour_exemplars and use_kl:
             nb = kneighbors(X, self.n_neighbour_exemplars, EQ8_METRICS[self.metric])
+        # 1.0 when exact; the measured recall when n is past the engine's approximate threshold
+        self.neighbour_recall_ = None if nb is None else nb.recall
         betas = (exemplar_betas(X, exemplars, exemplar_rows,
                                 None if nb is None else nb.distances.astype(np.float32),
                                 cfg["perplexities"], self.metric) if use_kl else None)
