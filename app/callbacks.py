@@ -63,10 +63,10 @@ def colourings(ws: Workspace, v: dict, scheme: str) -> list:
     def build():
         knn = None
         if scheme == "share":
-            from hkd_core.metrics import knn_indices
+            from hkd_core.neighbours import kneighbors
 
             knn = ws.derived((v["meta"].get("fingerprint"), "knn5"),
-                             lambda: knn_indices(ds.X, min(5, ds.n - 1), ds.metric))
+                             lambda: kneighbors(ds.X, min(5, ds.n - 1), ds.metric).indices)
         return depth_colours(v["codes"], scheme, K=v["K"], labels=ds.labels, knn=knn,
                              columns=ds.metadata_columns())
     return ws.derived((v["key"], "colours", scheme), build)

@@ -19,8 +19,12 @@ import os
 import diskcache
 from dash import DiskcacheManager
 
-# imported once in the forkserver, so each job starts without paying for torch again
-PRELOAD_MODULES = ("numpy", "torch", "sklearn.cluster", "hkd_core.models.hkd")
+# imported once in the forkserver, so each job starts without paying for torch again.
+# torch._dynamo: every torch optimizer imports it lazily on construction (Optimizer.add_param_group
+# is wrapped by torch._disable_dynamo), 2-3 s on an idle core and ~20 s under load, paid by the
+# first fit of every job process unless the forkserver has imported it once (no foreach/fused
+# flag avoids it: the wrapper runs before any of them is read). Measured with bench/job_start.py.
+PRELOAD_MODULES = ("numpy", "torch", "torch._dynamo", "sklearn.cluster", "hkd_core.models.hkd")
 START_METHODS = ("forkserver", "spawn")
 
 

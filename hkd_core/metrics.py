@@ -11,29 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hkd_core.distances import pairwise
+from hkd_core.neighbours import DEFAULT_APPROXIMATE_ABOVE, Neighbours, kneighbors
 from hkd_core.hierarchical_retrieval import (  # noqa: F401  (mAHP lives with its helpers)
     class_similarity_from_hierarchy, mean_average_hierarchical_precision,
     mean_average_precision)
 
 DEFAULT_KS = (5, 10, 15, 20)
-
-
-def knn_indices(X: np.ndarray, k: int, metric: str = "euclidean", block: int = 2048) -> np.ndarray:
-    """Indices (n, k) of each row's k nearest other rows, nearest first (self excluded;
-    ties broken by index so the result is deterministic)."""
-    X = np.asarray(X, dtype=np.float64)
-    n = len(X)
-    if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, n-1={n - 1}], got {k}")
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        dist = pairwise(X[start:stop], X, metric)
-        dist[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        # stable sort on distance keeps index order among ties
-        out[start:stop] = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return out
 
 
 def _prefix_ids(codes: np.ndarray, N: int) -> np.ndarray:
@@ -107,30 +90,62 @@ def full_code_collisions(codes: np.ndarray) -> int:
     return int(len(codes) - len(np.unique(codes, axis=0)))
 
 
+def input_neighbours(X: np.ndarray, metric: str = "euclidean", ks=DEFAULT_KS,
+                     approximate_above: int = DEFAULT_APPROXIMATE_ABOVE) -> Neighbours | None:
+    """The input-space neighbours the share table needs (max(ks) per row), exact up to
+    ``approximate_above`` rows; None when no k fits the data."""
+    ks = [k for k in ks if k < len(X)]
+    if not ks:
+        return None
+    return kneighbors(X, max(ks), metric, approximate_above=approximate_above)
+
+
 def share_table(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean",
-                ks=DEFAULT_KS, max_depth: int = 8) -> dict[str, list[float]]:
+                ks=DEFAULT_KS, max_depth: int = 8, neighbours: Neighbours | None = None) -> dict[str, list[float]]:
     codes = np.asarray(codes)
     depth = min(max_depth, codes.shape[1])
     ks = [k for k in ks if k < len(X)]
     if not ks:
         return {}
-    knn = knn_indices(X, max(ks), metric)
+    if neighbours is None:
+        neighbours = input_neighbours(X, metric, ks)
+    _check_neighbours(neighbours, len(X), max(ks), metric)
+    knn = neighbours.indices
     ids = [_prefix_ids(codes, N) for N in range(1, depth + 1)]
     return {str(k): [float(np.mean(g[knn[:, :k]] == g[:, None])) for g in ids] for k in ks}
 
 
+def _check_neighbours(neighbours: Neighbours, n: int, k: int, metric: str) -> None:
+    if neighbours.indices.shape[0] != n or neighbours.indices.shape[1] < k:
+        raise ValueError(f"neighbours hold {neighbours.indices.shape} indices; the share table needs "
+                         f"({n}, >= {k})")
+    if neighbours.metric != metric:
+        raise ValueError(f"neighbours were found by {neighbours.metric!r} distance, not {metric!r}")
+
+
 def evaluate(codes: np.ndarray, X: np.ndarray, metric: str = "euclidean", X_hat=None,
-             ks=DEFAULT_KS, max_depth: int = 8, K: int | None = None) -> dict:
-    """Everything ``metrics.json`` holds for one model on one set of points."""
+             ks=DEFAULT_KS, max_depth: int = 8, K: int | None = None,
+             neighbours: Neighbours | None = None,
+             approximate_above: int = DEFAULT_APPROXIMATE_ABOVE) -> dict:
+    """Everything ``metrics.json`` holds for one model on one set of points.
+
+    ``neighbours`` (from ``input_neighbours``) lets several coders of the same points share one
+    search. ``neighbour_recall`` is 1.0 for exact neighbours, and the recall@k of the approximate
+    search (measured on sampled queries, see hkd_core.neighbours) when X has more than
+    ``approximate_above`` rows: every share then rests on neighbours of that recall."""
     codes = np.asarray(codes)
     X = np.asarray(X)
     if len(codes) != len(X):
         raise ValueError(f"{len(codes)} codes for {len(X)} points")
     depth = min(max_depth, codes.shape[1])
+    if neighbours is None:
+        neighbours = input_neighbours(X, metric, ks, approximate_above)
     return {
         "metric": metric,
         "n": int(len(X)),
-        "share": share_table(codes, X, metric, ks, max_depth),
+        "share": share_table(codes, X, metric, ks, max_depth, neighbours),
+        "neighbour_recall": 1.0 if neighbours is None else neighbours.recall,
+        "neighbour_search": None if neighbours is None else neighbours.summary(),
         "reduction": [search_reduction(codes, N) for N in range(1, depth + 1)],
         "reconstruction_mse": None if X_hat is None else reconstruction_mse(X, X_hat),
         "code_statistics": code_statistics(codes, K),

@@ -2,9 +2,10 @@
 
     xy = project(X, method="tsne", metric="poincare", seed=0)      # (n, 2) float32
 
-t-SNE runs on the dataset's own metric: for Poincare data the k nearest neighbours are found
-with the Poincare distance (chunked, exact) and handed to openTSNE as precomputed neighbours, so
-the map shows hyperbolic neighbourhoods rather than Euclidean ones of the ball coordinates.
+t-SNE runs on the dataset's own metric: the k nearest neighbours come from the neighbour engine
+(hkd_core.neighbours: exact up to its size threshold, Poincare distance for Poincare data) and are
+handed to openTSNE as precomputed neighbours, so the map shows hyperbolic neighbourhoods rather
+than Euclidean ones of the ball coordinates.
 UMAP is imported lazily: its first fit in a process spends ~1 min compiling (numba), so it must
 never be on the app's start-up path.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hkd_core.distances import pairwise
+from hkd_core.neighbours import kneighbors
 
 PROJECTION_METHODS = ("tsne", "umap", "pca", "disk")
 PROJECTION_LABELS = {
@@ -48,25 +49,6 @@ def default_method(n_features: int) -> str:
     return "disk" if n_features == 2 else "tsne"
 
 
-def exact_knn(X: np.ndarray, k: int, metric: str, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest neighbours of every row (self excluded) by exact chunked search.
-    Returns (indices (n, k), distances (n, k))."""
-    n = len(X)
-    k = min(k, n - 1)
-    idx = np.empty((n, k), dtype=np.int64)
-    dist = np.empty((n, k), dtype=np.float64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        d = pairwise(X[start:stop], X, metric)
-        d[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        part = np.argpartition(d, k - 1, axis=1)[:, :k]
-        pd_ = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(pd_, axis=1)
-        idx[start:stop] = np.take_along_axis(part, order, axis=1)
-        dist[start:stop] = np.take_along_axis(pd_, order, axis=1)
-    return idx, dist
-
-
 def _tsne(X, metric, seed, perplexity):
     import openTSNE
     from openTSNE.affinity import PerplexityBasedNN
@@ -77,14 +59,18 @@ def _tsne(X, metric, seed, perplexity):
     perplexity = float(min(perplexity, max(1.0, (n - 1) / 3.0)))
     k = int(min(n - 1, 3 * perplexity))
     tsne = openTSNE.TSNE(n_components=2, random_state=seed, n_jobs=2, verbose=False)
-    if metric == "euclidean" and n > 5000:
-        # openTSNE's approximate neighbour search is much faster than exact search at this size.
-        emb = tsne.fit(X.astype(np.float64))
+    nb = kneighbors(X, k, metric)        # the engine: exact (faiss) up to its size threshold
+    aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(nb.indices, nb.distances),
+                            perplexity=perplexity, random_state=seed, n_jobs=2)
+    if n > 5000:
+        # spectral initialisation gets slow on large graphs; openTSNE's PCA start is what its
+        # own neighbour search used at this size
+        from openTSNE.initialization import pca
+
+        init = pca(X.astype(np.float64), random_state=seed)
     else:
-        nbrs, dists = exact_knn(X, k, metric)
-        aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(nbrs, dists), perplexity=perplexity,
-                                random_state=seed, n_jobs=2)
-        emb = tsne.fit(affinities=aff, initialization="spectral" if n > 3 else "random")
+        init = "spectral" if n > 3 else "random"
+    emb = tsne.fit(affinities=aff, initialization=init)
     return np.asarray(emb, dtype=np.float32)
 
 
@@ -92,7 +78,8 @@ def _umap(X, metric, seed):
     import umap  # lazy: importing and the first fit JIT-compile for a long time
 
     if metric == "poincare":
-        nbrs, dists = exact_knn(X, min(15, len(X) - 1), metric)
+        nb = kneighbors(X, min(15, len(X) - 1), metric)
+        nbrs, dists = nb.indices, nb.distances
         # UMAP accepts a precomputed kNN graph; the data are then only used for initialisation.
         reducer = umap.UMAP(n_components=2, random_state=seed, precomputed_knn=(nbrs, dists, None),
                             n_neighbors=nbrs.shape[1])

@@ -7,7 +7,8 @@ import torch
 
 from hkd_core.datasets.synthetic import cluster_centres, load_synthetic
 from hkd_core.models import load_model, make_model
-from hkd_core.models.exemplars import calibrate_affinities, neighbour_exemplars, select_exemplars
+from hkd_core.models.exemplars import calibrate_affinities, select_exemplars
+from hkd_core.neighbours import kneighbors
 from hkd_core.models.hkd import HKD
 from hkd_core.models.loss import exemplar_kl, student_t_affinities, weighted_code_distances
 from hkd_core.models.modules import (decay_weights, proj, straight_through_one_hot,
@@ -32,6 +33,56 @@ def test_perplexity_calibration_hits_target_entropy():
         np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-5)
         np.testing.assert_allclose(np.exp(H), perp, rtol=1e-3)
         assert np.all(beta > 0)
+
+
+def dense_float64_calibration(dist, perplexity, mask=None, tol=1e-5, max_iter=100):
+    """The earlier (n, z) float64 bisection, kept here as the reference."""
+    valid = np.ones_like(dist, dtype=bool) if mask is None else ~mask
+    target = np.log(perplexity)
+    d = np.where(valid, dist, np.inf)
+    d = d - d.min(1, keepdims=True)
+    lo, hi = np.zeros(len(d)), np.full(len(d), np.inf)
+    beta = np.ones(len(d)) / max(np.median(d[np.isfinite(d)]), 1e-12)
+    for _ in range(max_iter):
+        P = np.exp(-d * beta[:, None])
+        P /= P.sum(1, keepdims=True)
+        H = -(np.where(P > 0, P * np.log(np.where(P > 0, P, 1.0)), 0.0)).sum(1)
+        diff = H - target
+        if np.all(np.abs(diff) < tol):
+            break
+        up = diff > 0
+        lo, hi = np.where(up, beta, lo), np.where(up, hi, beta)
+        beta = np.where(np.isinf(hi), beta * 2.0, (lo + hi) / 2.0)
+    return P, beta
+
+
+def test_chunked_float32_calibration_matches_the_dense_float64_one():
+    rng = np.random.default_rng(4)
+    dist = rng.gamma(2.0, 3.0, size=(300, 60))
+    mask = rng.random((300, 60)) < 0.05
+    for perp in (3.0, 10.0):
+        P_old, beta_old = dense_float64_calibration(dist, perp, mask)
+        P_new, beta_new = calibrate_affinities(dist, perp, mask, chunk=64)
+        assert P_new.dtype == np.float32
+        np.testing.assert_allclose(P_new, P_old, atol=2e-4)
+        np.testing.assert_allclose(beta_new, beta_old, rtol=2e-3)
+        assert np.all(P_new[mask] == 0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "poincare"])
+def test_step_affinities_from_betas_match_the_dense_calibration(metric):
+    from hkd_core.models.exemplars import (exemplar_affinities, exemplar_betas, exemplar_distances,
+                                           input_distances, rim_distance)
+    X = blobs(200) / (12.0 if metric == "poincare" else 1.0)
+    ex, rows = select_exemplars(X, 15, 10, metric, seed=0)
+    invalid = rows[None, :] == np.arange(len(X))[:, None]
+    P_old, _ = dense_float64_calibration(input_distances(X, ex, metric), 6.0, invalid)
+    betas = exemplar_betas(X, ex, rows, None, (6.0,), metric, chunk=64)
+    rims = (torch.as_tensor(rim_distance(X)), torch.as_tensor(rim_distance(ex))) \
+        if metric == "poincare" else (None, None)
+    d = exemplar_distances(torch.as_tensor(X), torch.as_tensor(ex), metric, *rims)
+    P_new = exemplar_affinities(d, torch.as_tensor(betas[:, 0]), torch.as_tensor(invalid)).numpy()
+    np.testing.assert_allclose(P_new, P_old, atol=5e-4)
 
 
 def test_calibration_respects_mask_and_rejects_too_high_perplexity():
@@ -115,7 +166,8 @@ def test_exemplars_kmeans_random_and_neighbours():
     ex, rows = select_exemplars(X, 7, 5, "euclidean", seed=0)
     assert ex.shape == (12, 2) and np.all(rows[:7] == -1) and np.all(rows[7:] >= 0)
     np.testing.assert_allclose(ex[7:], X[rows[7:]])
-    nb, nb_dist = neighbour_exemplars(X, 3, "euclidean")
+    found = kneighbors(X, 3, "sqeuclidean")           # the per-point exemplars of §3.1
+    nb, nb_dist = found.indices, found.distances
     d = ((X[:, None] - X[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     np.testing.assert_array_equal(nb[:, 0], d.argmin(1))

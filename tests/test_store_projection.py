@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hkd_core.datasets.base import Dataset
-from hkd_core.projection import available_methods, default_method, exact_knn, project
+from hkd_core.projection import available_methods, default_method, project
 from hkd_core.store import ArtefactStore, arrays_to_bytes, dataset_fingerprint, model_key, projection_key
 
 
@@ -94,17 +94,6 @@ def test_disk_and_validation():
         project(X2, method="mds")
     with pytest.raises(ValueError, match="metric"):
         project(X2, metric="cosine")
-
-
-def test_exact_knn_poincare_matches_bruteforce():
-    from hkd_core.distances import poincare
-
-    X = np.random.default_rng(1).normal(size=(30, 3)) * 0.2
-    idx, dist = exact_knn(X, 4, "poincare", chunk=7)
-    D = poincare(X, X)
-    np.fill_diagonal(D, np.inf)
-    assert np.array_equal(idx, np.argsort(D, axis=1)[:, :4])
-    assert np.allclose(dist, np.sort(D, axis=1)[:, :4])
 
 
 def test_model_key_survives_a_trip_through_the_browser():

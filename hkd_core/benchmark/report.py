@@ -23,7 +23,27 @@ def format_share_table(results: dict[str, dict], ks=("5", "10", "15", "20"), tit
     for name, m in results.items():
         label = "Search reduction (%)" if len(results) == 1 else f"Reduction % {name}"
         lines.append(f"{label:<{width}}" + "".join(f"{100 * r:>7.1f}" for r in m["reduction"]))
+    lines.extend(approximate_neighbour_notes(results))
     return "\n".join(lines)
+
+
+def approximate_neighbour_notes(results: dict[str, dict]) -> list[str]:
+    """One line per distinct approximate neighbour search behind the shares (none when exact):
+    the shares are only as good as the neighbours' recall."""
+    notes = {}
+    for name, m in results.items():
+        search = m.get("neighbour_search") or {}
+        if search.get("approximate"):
+            notes.setdefault((search["method"], m.get("neighbour_recall")), []).append(name)
+    return [f"neighbours approximate ({', '.join(names)}): recall@{_k(method)} = {recall:.3f}; {method}"
+            for (method, recall), names in notes.items()]
+
+
+def _k(method: str) -> str:
+    import re
+
+    found = re.search(r"recall@(\d+)", method)
+    return found.group(1) if found else "k"
 
 
 def _ms(stat: dict, digits: int = 3) -> str:
@@ -72,7 +92,9 @@ def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor
                      f"fit on {split['train']} train rows, settings chosen on {split['validation']} "
                      f"validation rows, reported on {split['test']} test rows (queries = database = "
                      f"test rows) ==")
-        table = {name: {"share": r["share"], "reduction": r["reduction"]} for name, r in rows.items()}
+        table = {name: {"share": r["share"], "reduction": r["reduction"],
+                        "neighbour_search": r.get("neighbour_search"),
+                        "neighbour_recall": r.get("neighbour_recall")} for name, r in rows.items()}
         lines.append(format_share_table(table, ks=("5", "10"), title="test, mean over seeds; N ="))
         lines.append("")
         anchor_cpu = rows.get(anchor, {}).get("cpu_seconds", {}).get("mean")

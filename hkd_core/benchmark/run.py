@@ -18,7 +18,7 @@ import numpy as np
 
 from hkd_core.benchmark.protocol import DATABASE, Split, make_split
 from hkd_core.metrics import (best_share_at_reduction, evaluate, frontier_auc,
-                              hierarchy_agreement)
+                              hierarchy_agreement, input_neighbours)
 
 LEVELS = (0.8, 0.9, 0.95)
 KS = (5, 10)
@@ -240,8 +240,10 @@ def fit_codes(bds: BenchmarkDataset, split: Split, model: str, setting: dict, se
 
 # -- scoring ---------------------------------------------------------------------------------
 
-def score(codes: np.ndarray, X: np.ndarray, metric: str, K: int) -> dict:
-    m = evaluate(codes, X, metric, ks=KS, max_depth=MAX_DEPTH, K=K or None)
+def score(codes: np.ndarray, X: np.ndarray, metric: str, K: int, neighbours=None) -> dict:
+    """``neighbours``: the rows' input neighbours (metrics.input_neighbours), shared by every coder
+    scored on the same rows."""
+    m = evaluate(codes, X, metric, ks=KS, max_depth=MAX_DEPTH, K=K or None, neighbours=neighbours)
     m["best_share"] = {f"{lvl:.2f}": best_share_at_reduction(m, lvl) for lvl in LEVELS}
     m["auc"] = frontier_auc(m)
     return m
@@ -277,6 +279,8 @@ def summarise(test_runs: list[dict]) -> dict:
         "unused_digit_values": [r["code_statistics"][0].get("unused_digit_values") for r in test_runs],
         "full_code_collisions": mean_spread([r["full_code_collisions"] for r in test_runs]),
         "cpu_seconds": mean_spread([r["cpu_seconds"] for r in test_runs]),
+        "neighbour_recall": min(r.get("neighbour_recall", 1.0) for r in test_runs),
+        "neighbour_search": first.get("neighbour_search"),
     }
     if "mahp250" in first:
         out["mahp250"] = mean_spread([r["mahp250"] for r in test_runs])
@@ -335,6 +339,9 @@ def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0,
             entry["skipped"] = skipped
         for metric in bds.metrics:
             rows_out = {}
+            # one neighbour search per (rows, metric), shared by every coder, setting and seed
+            nb_val = input_neighbours(X_val, metric, KS)
+            nb_test = input_neighbours(X_test, metric, KS)
             for coder in coders:
                 if coder.label in skipped:
                     continue
@@ -345,8 +352,8 @@ def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0,
                         log(f"{key} [{metric}] {coder.label} {_short(setting, coder)} seed {seed}")
                         fit = fit_codes(bds, split, coder.model, setting, seed, cache_dir)
                         K = int(fit["K"])
-                        val_runs.append(score(fit["validation"], X_val, metric, K))
-                        t = score(fit["test"], X_test, metric, K)
+                        val_runs.append(score(fit["validation"], X_val, metric, K, nb_val))
+                        t = score(fit["test"], X_test, metric, K, nb_test)
                         t["cpu_seconds"] = float(fit["cpu_seconds"])
                         if lca_test is not None:
                             t["agreement"] = hierarchy_agreement(fit["test"], lca_test, seed=seed)

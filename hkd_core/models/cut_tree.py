@@ -42,8 +42,9 @@ from sklearn.utils.validation import check_is_fitted
 from hkd_core.metrics import evaluate, frontier_auc
 from hkd_core.models.base import (CodeModel, ProgressCallback, check_choice, check_float,
                                   check_int, check_X)
-from hkd_core.models.exemplars import calibrate_affinities, input_distances, neighbour_exemplars
+from hkd_core.models.exemplars import EQ8_METRICS, calibrate_affinities, input_distances
 from hkd_core.models.torch_utils import check_features
+from hkd_core.neighbours import kneighbors
 
 METRICS = ("euclidean", "poincare")
 SPLITS = ("auto", "spectral", "kmeans")
@@ -61,7 +62,8 @@ def affinity_graph(X: np.ndarray, perplexity: float, metric: str) -> sparse.csr_
     n = len(X)
     k = int(min(n - 1, max(3 * perplexity, perplexity + 2)))
     perp = min(perplexity, k - 1.0)
-    idx, dist = neighbour_exemplars(X.astype(np.float64), k, metric)
+    nb = kneighbors(X.astype(np.float64), k, EQ8_METRICS[metric])
+    idx, dist = nb.indices, nb.distances
     P, _ = calibrate_affinities(dist, max(perp, 1.01))
     rows = np.repeat(np.arange(n), k)
     W = sparse.csr_matrix((P.reshape(-1).astype(np.float64), (rows, idx.reshape(-1))), shape=(n, n))

@@ -5,6 +5,12 @@
 Pieces: modules.py (encoder, relaxation, Proj, decoder, decay weights), exemplars.py (exemplar
 selection and perplexity calibration, eq. 8), loss.py (eq. 7, 9, 10, 12). This file holds the
 parameters, their validation and the training loop.
+
+At scale: fit keeps only X, the calibrated betas (n x perplexities) and, with neighbour
+exemplars, their indices and distances; p_{j|i} of a batch is rebuilt at each step from the
+betas (exemplars.exemplar_affinities), so memory grows with n * d, not n * exemplars. Each step
+encodes the batch, the shared exemplars and the batch's neighbour rows in one encoder pass. It runs
+on CUDA whenever torch sees a GPU (device="auto").
 """
 from __future__ import annotations
 
@@ -15,12 +21,13 @@ import torch
 
 from hkd_core.models.base import (CodeModel, check_choice, check_float, check_int, check_X,
                                   choose_device)
-from hkd_core.models.exemplars import (calibrate_affinities, input_distances,
-                                       neighbour_exemplars, select_exemplars)
+from hkd_core.models.exemplars import (EQ8_METRICS, exemplar_affinities, exemplar_betas,
+                                       exemplar_distances, rim_distance, select_exemplars)
 from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
                                   student_t_affinities, weighted_code_distances)
 from hkd_core.models.modules import ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights
 from hkd_core.models.torch_utils import check_n_threads, torch_threads
+from hkd_core.neighbours import kneighbors
 
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 ABLATIONS = (None, "no-recon", "no-kl", "no-decay")
@@ -54,6 +61,10 @@ class HKD(CodeModel):
     n_threads : torch CPU threads during fit (None: leave torch's setting). Small networks gain
         nothing from intra-op threads and lose much when the other core is busy.
     ablation : None, "no-recon" (alpha=0), "no-kl" (beta=0), "no-decay" (decay=0) - Table 2.
+
+    Attributes: codes_, history_, exemplars_, neighbour_recall_ (recall of the neighbour
+    exemplars' search: 1.0 exact, below 1 when hkd_core.neighbours searched approximately;
+    None without neighbour exemplars).
     """
 
     def __init__(self, K=16, D=16, hidden=(64,), code_dim=32, decoder_hidden=(64,),
@@ -177,67 +188,89 @@ class HKD(CodeModel):
         self.n_features_in_ = n_features
         self._build(n_features, cfg)
         dev = self.device_
+        poincare = self.metric == "poincare"
 
-        # exemplars and the input-space neighbourhoods (eq. 8), computed once
+        # exemplars and the input-space neighbourhoods (eq. 8): betas calibrated once, chunk by
+        # chunk; each step rebuilds its batch's p_{j|i} from them (no (n, z) array is kept)
         exemplars, exemplar_rows = select_exemplars(
             X, self.n_kmeans_exemplars, self.n_random_exemplars, self.metric, self.seed)
-        dist = input_distances(X, exemplars, self.metric)
-        invalid = exemplar_rows[None, :] == np.arange(n)[:, None]     # a point is not its own exemplar
-        if self.n_neighbour_exemplars:
-            nbrs, nb_dist = neighbour_exemplars(X, self.n_neighbour_exemplars, self.metric)
-            dist = np.concatenate([dist, nb_dist], 1)
-            invalid = np.concatenate([invalid, np.zeros_like(nbrs, dtype=bool)], 1)
-        else:
-            nbrs = None
-        P_terms = [torch.as_tensor(calibrate_affinities(dist, perp, invalid)[0], device=dev)
-                   for perp in cfg["perplexities"]]
-        valid = torch.as_tensor(~invalid, dtype=torch.float32, device=dev)
+        use_kl = cfg["beta"] > 0
+        nb = None
+        if self.n_neighbour_exemplars and use_kl:
+            nb = kneighbors(X, self.n_neighbour_exemplars, EQ8_METRICS[self.metric])
+        # 1.0 when exact; the measured recall when n is past the engine's approximate threshold
+        self.neighbour_recall_ = None if nb is None else nb.recall
+        betas = (exemplar_betas(X, exemplars, exemplar_rows,
+                                None if nb is None else nb.distances.astype(np.float32),
+                                cfg["perplexities"], self.metric) if use_kl else None)
         self.exemplars_ = exemplars
 
         X_t = torch.as_tensor(X, device=dev)
         ex_t = torch.as_tensor(exemplars, device=dev)
-        nbrs_t = None if nbrs is None else torch.as_tensor(nbrs, device=dev)
+        if use_kl:
+            betas_t = torch.as_tensor(betas, device=dev)
+            ex_rows_t = torch.as_tensor(exemplar_rows, device=dev)
+            rim_t = torch.as_tensor(rim_distance(X), device=dev) if poincare else None
+            ex_rim_t = torch.as_tensor(rim_distance(exemplars), device=dev) if poincare else None
+            nbrs_t = None if nb is None else torch.as_tensor(nb.indices, device=dev)
+            nb_dist_t = None if nb is None else torch.as_tensor(nb.distances, dtype=torch.float32, device=dev)
         relax = RELAXATIONS[self.relaxation]
-        opt_kwargs = {"lr": self.lr}
-        optimizer = OPTIMIZERS[self.optimizer](self.module_.parameters(), **opt_kwargs)
+        optimizer = OPTIMIZERS[self.optimizer](self.module_.parameters(), lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed)
-        use_kl = cfg["beta"] > 0
         self.history_ = []
         start = time.perf_counter()
         for epoch in range(self.epochs):
             tau = _annealed(self.tau_start, self.tau_end, epoch, self.epochs)
             order = torch.randperm(n, generator=generator).to(dev)
-            totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+            # summed on the device, read once per epoch (no per-step synchronisation on a GPU)
+            totals = torch.zeros(3, dtype=torch.float64, device=dev)
             self.module_.train()
             for batch in order.split(self.batch_size):
+                B = len(batch)
                 x = X_t[batch]
-                logits = self.module_.encoder(x)
-                x_hat = self.module_.decoder(relax(logits, tau), self.weights_)
-                rec = reconstruction_error(x_hat, x)
-                loss = cfg["alpha"] * rec
                 kl_value = torch.zeros((), device=dev)
                 if use_kl:
-                    p_points = torch.softmax(logits, -1)
-                    p_ex = torch.softmax(self.module_.encoder(ex_t), -1)
-                    d = weighted_code_distances(p_points, p_ex, self.weights_)
+                    # One encoder pass for the batch, the shared exemplars and the batch's own
+                    # neighbour exemplars (each distinct row once): the encoder works row by row,
+                    # so this is the same computation as separate passes, in one call. The
+                    # exemplars must be re-encoded at every step: their codes depend on the
+                    # weights the previous step changed, and the KL's gradient flows through them.
                     if nbrs_t is not None:
-                        nb = nbrs_t[batch]
-                        p_nb = torch.softmax(self.module_.encoder(X_t[nb.reshape(-1)]), -1)
-                        p_nb = p_nb.view(len(batch), nb.shape[1], self.D, self.K)
+                        nbr = nbrs_t[batch]
+                        rows, inverse = torch.unique(torch.cat([batch, nbr.reshape(-1)]), return_inverse=True)
+                        logits_all = self.module_.encoder(torch.cat([X_t[rows], ex_t]))
+                        logits_rows, logits_ex = logits_all[:len(rows)], logits_all[len(rows):]
+                        logits = logits_rows[inverse[:B]]
+                    else:
+                        logits_all = self.module_.encoder(torch.cat([x, ex_t]))
+                        logits, logits_ex = logits_all[:B], logits_all[B:]
+                    p_points = torch.softmax(logits, -1)
+                    d = weighted_code_distances(p_points, torch.softmax(logits_ex, -1), self.weights_)
+                    d_in = exemplar_distances(x, ex_t, self.metric,
+                                              rim_t[batch] if poincare else None, ex_rim_t)
+                    invalid = ex_rows_t.unsqueeze(0) == batch.unsqueeze(1)    # not its own exemplar
+                    if nbrs_t is not None:
+                        p_nb = torch.softmax(logits_rows, -1)[inverse[B:]].view(B, nbr.shape[1], self.D, self.K)
                         d = torch.cat([d, weighted_code_distances(p_points, p_nb, self.weights_)], 1)
-                    Q = student_t_affinities(d, valid[batch], self.q_normalization)
-                    for P, w in zip(P_terms, cfg["kl_weights"]):
-                        kl_value = kl_value + w * exemplar_kl(P[batch], Q, self.q_normalization)
-                    loss = loss + cfg["beta"] * kl_value
+                        d_in = torch.cat([d_in, nb_dist_t[batch]], 1)
+                        invalid = torch.cat([invalid, torch.zeros_like(nbr, dtype=torch.bool)], 1)
+                    Q = student_t_affinities(d, (~invalid).float(), self.q_normalization)
+                    for j, w in enumerate(cfg["kl_weights"]):
+                        P = exemplar_affinities(d_in, betas_t[batch, j], invalid)
+                        kl_value = kl_value + w * exemplar_kl(P, Q, self.q_normalization)
+                else:
+                    logits = self.module_.encoder(x)
+                x_hat = self.module_.decoder(relax(logits, tau), self.weights_)
+                rec = reconstruction_error(x_hat, x)
+                loss = cfg["alpha"] * rec + cfg["beta"] * kl_value
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                share = len(batch) / n
-                totals["loss"] += loss.item() * share
-                totals["reconstruction"] += rec.item() * share
-                totals["kl"] += kl_value.item() * share
+                totals += torch.stack([loss.detach(), rec.detach(), kl_value.detach()]).double() * (B / n)
+            loss_sum, rec_sum, kl_sum = totals.tolist()
             record = {"epoch": epoch + 1, "n_epochs": self.epochs, "tau": tau,
-                      "seconds": time.perf_counter() - start, **totals}
+                      "seconds": time.perf_counter() - start,
+                      "loss": loss_sum, "reconstruction": rec_sum, "kl": kl_sum}
             self.history_.append(record)
             if progress is not None:
                 progress(dict(record))
