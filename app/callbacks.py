@@ -700,16 +700,19 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
             patch["data"][F.TRACE_NEIGHBOURS].update({"x": [], "y": []})
             patch["data"][F.TRACE_QUERY].update({"x": [], "y": []})
             return [], patch
-        from hkd_core.distances import pairwise
         from hkd_core.metrics import shared_prefix_length
+        from hkd_core.neighbours import NeighbourIndex
 
         q = ds.index_of(name)
         k = min(check_knn(k), ds.n - 1)
-        d = pairwise(ds.X[q:q + 1], ds.X, ds.metric)[0]
-        d[q] = np.inf
-        nbrs = np.argsort(d, kind="stable")[:k]
+        # the one neighbour engine, its index kept per data set; k + 1: the query finds itself
+        index = ws.derived((v["meta"].get("fingerprint"), "neighbour-index"),
+                           lambda: NeighbourIndex(metric=ds.metric).fit(ds.X))
+        found = index.search(ds.X[q:q + 1], min(k + 1, ds.n))
+        keep = found.indices[0] != q
+        nbrs, dist = found.indices[0][keep][:k], found.distances[0][keep][:k]
         shared = shared_prefix_length(v["codes"][nbrs], v["codes"][q])
-        table = F.add_thumbnails(F.neighbour_rows(q, nbrs, d[nbrs], shared, ds.names, ds.labels, v["strings"]),
+        table = F.add_thumbnails(F.neighbour_rows(q, nbrs, dist, shared, ds.names, ds.labels, v["strings"]),
                                  ds.extra.get("images"))
         patch["data"][F.TRACE_NEIGHBOURS].update(F.overlay_points(xy, nbrs))
         patch["data"][F.TRACE_QUERY].update(F.overlay_points(xy, [q]))

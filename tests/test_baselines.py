@@ -368,3 +368,16 @@ def test_random_inverse_transform_means_rows_sharing_a_code():
     unseen = (wide.codes_[:1] + 1) % 16
     assert not any((unseen == c).all() for c in wide.codes_)
     np.testing.assert_allclose(wide.inverse_transform(unseen)[0], X.mean(0))
+
+
+@pytest.mark.parametrize("model", ["hkd", "hkm", "dccl", "kd", "random", "hkd-cuttree", "rq", "rqvae"])
+def test_every_coder_checks_the_same_size_limits(model):
+    """One set of limits (models/base.py): a K or D that one coder refuses, every coder refuses."""
+    from hkd_core.models import make_model
+    from hkd_core.models.base import MAX_D, MAX_K
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=rf"K must be .*in \[2, {MAX_K}\]"):
+        make_model(model, K=MAX_K + 1, D=2).fit(X)
+    with pytest.raises(ValueError, match=rf"D must be in \[1, {MAX_D}\]"):
+        make_model(model, K=2, D=MAX_D + 1).fit(X)

@@ -24,6 +24,14 @@ from sklearn.base import BaseEstimator
 ProgressCallback = Callable[[dict], None]
 
 
+
+# The one set of size limits every coder checks (HKD, the baselines, the cut tree): wide enough
+# for any real use, small enough that a request cannot ask for gigabytes of weights.
+MAX_K = 1024
+MAX_D = 256
+MAX_HIDDEN = 4096          # width of one hidden layer
+MAX_HIDDEN_LAYERS = 8
+
 def choose_device(device: str = "auto"):
     """'auto' -> CUDA when available, else CPU."""
     import torch

@@ -51,8 +51,7 @@ SPLITS = ("auto", "spectral", "kmeans")
 DESCENTS = ("auto", "vote", "centroid")
 AUTO_PERPLEXITIES = (5.0, 10.0)
 AUTO_BRANCHINGS = (2, 4)
-MAX_K = 1024
-MAX_D = 256
+from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402  (the shared limits)
 
 
 # -- graph pieces ------------------------------------------------------------------------------

@@ -28,8 +28,7 @@ from hkd_core.models.base import (
     choose_device,
 )
 
-MAX_K = 1024
-MAX_D = 256
+from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402,F401  (the shared limits; hkm, kd import them here)
 
 
 from hkd_core.models.torch_utils import (  # noqa: F401  (kd.py imports them from here too)

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from hkd_core.models.base import (CodeModel, check_choice, check_float, check_int, check_X,
-                                  choose_device)
+from hkd_core.models.base import (MAX_D, MAX_HIDDEN, MAX_HIDDEN_LAYERS, MAX_K, CodeModel, check_choice,
+                                  check_float, check_int, check_X, choose_device)
 from hkd_core.models.exemplars import (EQ8_METRICS, exemplar_affinities, exemplar_betas,
                                        exemplar_distances, rim_distance, select_exemplars)
 from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
@@ -110,8 +110,8 @@ class HKD(CodeModel):
     # -- validation ---------------------------------------------------------------------
     def _validate(self, X: np.ndarray) -> dict:
         n = len(X)
-        check_int("K", self.K, 2, 4096)
-        check_int("D", self.D, 1, 1024)
+        check_int("K", self.K, 2, MAX_K)
+        check_int("D", self.D, 1, MAX_D)
         hidden = _int_tuple("hidden", self.hidden)
         decoder_hidden = _int_tuple("decoder_hidden", self.decoder_hidden)
         check_int("code_dim", self.code_dim, 1)
@@ -348,6 +348,9 @@ def _int_tuple(name: str, value) -> tuple[int, ...]:
         raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}") from None
     if any(v < 1 for v in out) or any(isinstance(v, bool) for v in value):
         raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}")
+    if len(out) > MAX_HIDDEN_LAYERS or any(v > MAX_HIDDEN for v in out):
+        raise ValueError(f"{name} may have at most {MAX_HIDDEN_LAYERS} layers of at most {MAX_HIDDEN} units, "
+                         f"got {value!r}")
     return out
 
 

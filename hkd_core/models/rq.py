@@ -31,8 +31,7 @@ from hkd_core.models.base import CodeModel, ProgressCallback, check_choice, chec
 from hkd_core.models.torch_utils import check_features
 
 METRICS = ("euclidean",)
-MAX_K = 4096        # nbits <= 12
-MAX_D = 64
+from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402  (the shared limits)
 MAX_SEED = 2 ** 31 - 1   # faiss stores the k-means seed in a C int
 
 
@@ -50,7 +49,7 @@ class ResidualQuantization(CodeModel):
 
     Parameters
     ----------
-    K : codebook size per level, a power of two in [2, 4096] (nbits = log2 K).
+    K : codebook size per level, a power of two in [2, 1024] (nbits = log2 K).
     D : number of levels M = code length, in [1, 64].
     n_iter : k-means iterations per level (faiss ``cp.niter``), >= 1.
     n_init : k-means runs per level, the best kept (faiss ``cp.nredo``), >= 1.

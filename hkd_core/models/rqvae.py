@@ -59,8 +59,7 @@ from hkd_core.models.torch_utils import (
     torch_threads,
 )
 
-MAX_K = 4096
-MAX_D = 64
+from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402  (the shared limits)
 
 
 def _residual_vq(latent_dim: int, K: int, D: int, kmeans_init: bool, kmeans_iters: int,
@@ -100,7 +99,7 @@ class RQVAE(CodeModel):
 
     Parameters
     ----------
-    K : codewords per level (digit alphabet), in [2, 4096].
+    K : codewords per level (digit alphabet), in [2, 1024].
     D : quantiser levels = code length, in [1, 64].
     hidden : encoder widths (the decoder mirrors them); latent_dim : width of the quantised space.
     commitment : weight of the commitment term (VQ-VAE's beta; TIGER uses 0.25).
