@@ -71,6 +71,18 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     from hkd_core.uploads import MAX_UPLOAD_BYTES
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES * 2
 
+    @app.server.errorhandler(Exception)
+    def malformed_request(err):
+        """A request the page would never send (an unknown callback, a body that is not the
+        renderer's JSON): HTTP 400 with a sentence, not a bare 500 page. Callback failures never
+        get here (callback_error_to_status)."""
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(err, HTTPException):       # 400, 404, 405...: the same sentence, no HTML page
+            return (f"{err.code} {err.name}: {err.description}", err.code, {"Content-Type": "text/plain; charset=utf-8"})
+        return (f"Bad request: the server could not read it ({type(err).__name__}: {str(err)[:200]})", 400,
+                {"Content-Type": "text/plain; charset=utf-8"})
+
     @app.server.errorhandler(413)
     def request_too_large(_err):
         """A body over the cap: a plain sentence, not Flask's bare page (the page itself checks a

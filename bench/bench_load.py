@@ -1,4 +1,4 @@
-"""Load on the real server: concurrent sessions dragging the depth slider, clicking the code tree,
+"""Load on the real server: concurrent sessions redrawing the map, clicking the code tree,
 searching an entity and finding a code prefix, for a bounded time, on loopback only.
 
     python bench/bench_load.py                      # 20 sessions for 60 s on WordNet mammals
@@ -40,8 +40,12 @@ def percentiles(ms: list[float]) -> tuple[float, float, float]:
 
 def run(sessions: int, seconds: float, dataset: str, projection: str, cache_dir: str | None,
         dataset_options: dict | None = None) -> dict:
+    import logging
+
     from app import create_app
     from app.client import CallbackClient, LoopbackServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)        # no line per request
 
     app = create_app(cache_dir=cache_dir or tempfile.mkdtemp(prefix="hkd_load_"), default_dataset=dataset,
                      controls={"model": "hkm"}, projection=projection, dataset_options=dataset_options)
@@ -63,20 +67,22 @@ def run(sessions: int, seconds: float, dataset: str, projection: str, cache_dir:
     names = app.workspace.dataset(dataset).names
     D = len(groups["depths"]) - 1
 
+    # (the depth slider recolours in the browser alone, assets/recolour.js: it sends no request)
     kinds = {
-        "slider (legend)": lambda rng: client.call("..map-legend.children", {"depth-slider": rng.integers(0, D + 1),
-                                                                             "map-groups": groups}),
+        "map render": lambda rng: client.call("..map.figure...map-groups", {
+            **view, "colour-scheme": ["hierarchical", "rank", "digit"][int(rng.integers(3))],
+            "depth-slider": int(rng.integers(0, D + 1))}, changed="colour-scheme.value"),
         "tree click": lambda rng: client.call("..entity-table.rowData@", {
-            **view, "code-tree.clickData": {"points": [{"id": tree_ids[rng.integers(len(tree_ids))]}]}},
+            **view, "code-tree.clickData": {"points": [{"id": tree_ids[int(rng.integers(len(tree_ids)))]}]}},
             first_input="clickData"),
         "entity search": lambda rng: client.call("..neighbour-table.rowData@", {
-            **view, "entity-search.value": names[rng.integers(len(names))], "param-knn": 10}),
+            **view, "entity-search.value": names[int(rng.integers(len(names)))], "param-knn": 10}),
         "find prefix": lambda rng: client.call("..entity-table.rowData@", {
             **view, "find-box.value": " ".join(str(rng.integers(2)) for _ in range(rng.integers(1, 3)))},
             first_input="value"),
         "page load": lambda rng: client.get("/"),
     }
-    weights = {"slider (legend)": 4, "tree click": 2, "entity search": 2, "find prefix": 1, "page load": 1}
+    weights = {"map render": 2, "tree click": 2, "entity search": 2, "find prefix": 1, "page load": 1}
     latencies = {k: [] for k in kinds}
     errors = {k: 0 for k in kinds}
     examples: dict[str, str] = {}

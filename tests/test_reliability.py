@@ -210,3 +210,24 @@ def test_a_dead_training_job_gives_the_train_button_back(server):
     fresh = dict(request, asked=time.time())                  # a job that has only just been asked for
     status, _ = server.callback("..train-button.disabled", dict(values, **{"train-request.data": fresh}))
     assert status == 204
+
+
+def test_a_request_the_page_never_sends_gets_400_with_a_sentence(server):
+    status, text = server.post("/_dash-update-component", b'{"output": "no-such.prop", "inputs": []}')
+    assert status == 400 and text.startswith("Bad request: the server could not read it")
+    status, text = server.post("/_dash-update-component", b"not json at all")
+    assert status in (400, 415) and "<html" not in text.lower()
+    assert server.get("/")[0] == 200
+
+
+def test_load_bench_quick_runs_without_errors(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_load.py"
+    spec = importlib.util.spec_from_file_location("bench_load", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick"]) == 0                   # no error in any request
+    out = capsys.readouterr().out
+    assert "p95 ms" in out and "tree click" in out and "entity search" in out
