@@ -231,11 +231,13 @@ def test_bad_parameters_raise_clear_errors(param, value, match):
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="NaN"):
         HKD(**SMALL).fit(np.array([[0.0, np.nan]] * 30))
-    with pytest.raises(ValueError, match="2-d"):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):      # scikit-learn's words
         HKD(**SMALL).fit(np.zeros(30))
     with pytest.raises(ValueError, match="unit ball"):
         HKD(**{**SMALL, "metric": "poincare"}).fit(blobs(40))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
         HKD().transform(blobs(5))
     m = HKD(**{**SMALL, "epochs": 1}).fit(blobs(40))
     with pytest.raises(ValueError, match="features"):

@@ -19,7 +19,7 @@ import os
 from typing import Callable
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 ProgressCallback = Callable[[dict], None]
 
@@ -71,19 +71,12 @@ def check_choice(name: str, value, choices) -> str:
 
 
 def check_X(X, name: str = "X", min_rows: int = 2) -> np.ndarray:
-    try:
-        X = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric 2-d array: {exc}") from None
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-d (n_samples, n_features), got shape {X.shape}")
-    if X.shape[0] < min_rows:
-        raise ValueError(f"{name} needs at least {min_rows} rows, got {X.shape[0]}")
-    if X.shape[1] < 1:
-        raise ValueError(f"{name} needs at least one feature column")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or Inf")
-    return X
+    """X as a float32 (n, d) array, for code that has no estimator at hand; estimators use
+    ``CodeModel._validate_fit_X`` / ``check_features`` (scikit-learn's validate_data)."""
+    from sklearn.utils import check_array
+
+    return check_array(X, dtype=np.float32, ensure_min_samples=min_rows, ensure_all_finite=True,
+                       input_name=name)
 
 
 def label_fit_kwargs(model, dataset, rows=None) -> dict:
@@ -101,11 +94,30 @@ def label_fit_kwargs(model, dataset, rows=None) -> dict:
     return {"y": labels, "hierarchy": dataset.hierarchy}
 
 
-class CodeModel(BaseEstimator):
+class CodeModel(TransformerMixin, BaseEstimator):
     """Base of all code models. Subclasses implement fit, transform, inverse_transform and
-    ``_get_state() -> dict[str, np.ndarray]`` / ``_set_state(state, n_features)`` for saving."""
+    ``_get_state() -> dict[str, np.ndarray]`` / ``_set_state(state, n_features)`` for saving.
+
+    Input is checked the scikit-learn way: ``_validate_fit_X`` in fit and ``check_features``
+    (torch_utils) in transform call ``validate_data``, so wrong shapes, complex or sparse
+    input, NaN and feature-count mismatches get scikit-learn's own messages, and an unfitted
+    model raises ``NotFittedError`` (``check_is_fitted``)."""
 
     model_name: str = "base"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.target_tags.required = False
+        tags.transformer_tags.preserves_dtype = []       # float embeddings in, integer codes out
+        return tags
+
+    def _validate_fit_X(self, X, min_rows: int = 2) -> np.ndarray:
+        from sklearn.utils.validation import validate_data
+
+        return validate_data(self, X, reset=True, dtype=np.float32, ensure_min_samples=min_rows,
+                             ensure_all_finite=True)
 
     def _check_codes(self, codes) -> np.ndarray:
         codes = np.asarray(codes)

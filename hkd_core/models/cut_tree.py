@@ -301,7 +301,7 @@ class HKDCutTree(CodeModel):
 
     def _fit(self, X, progress) -> "HKDCutTree":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         if self.metric == "poincare" and np.any(np.linalg.norm(X, axis=1) >= 1.0):
             raise ValueError("metric='poincare' needs every row inside the unit ball (norm < 1)")
         cands = self._candidates()

@@ -126,7 +126,7 @@ class DCCL(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "DCCL":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         with torch_threads(self.n_threads):
             return self._fit(X, progress)
 

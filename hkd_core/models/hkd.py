@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from hkd_core.models.base import (MAX_D, MAX_HIDDEN, MAX_HIDDEN_LAYERS, MAX_K, CodeModel, check_choice,
-                                  check_float, check_int, check_X, choose_device)
+                                  check_float, check_int, choose_device)
 from hkd_core.models.exemplars import (EQ8_METRICS, exemplar_affinities, exemplar_betas,
                                        exemplar_distances, rim_distance, select_exemplars)
 from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
                                   student_t_affinities, weighted_code_distances)
 from hkd_core.models.modules import ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights
-from hkd_core.models.torch_utils import check_n_threads, torch_threads
+from hkd_core.models.torch_utils import check_features, check_n_threads, torch_threads
+from sklearn.utils.validation import check_is_fitted
 from hkd_core.neighbours import kneighbors
 
 OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -177,7 +178,7 @@ class HKD(CodeModel):
         self.weights_ = decay_weights(self.D, self.w0, cfg["decay"]).to(self.device_)
 
     def fit(self, X, y=None, progress=None):
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         cfg = self._validate(X)
         with torch_threads(self.n_threads):
             return self._fit(X, cfg, progress)
@@ -280,23 +281,18 @@ class HKD(CodeModel):
 
     # -- inference ----------------------------------------------------------------------
     def _check_fitted(self):
-        if not hasattr(self, "module_"):
-            raise RuntimeError("this HKD model is not fitted yet: call fit(X) first")
+        check_is_fitted(self, "module_")
 
     def code_probabilities(self, X) -> np.ndarray:
         """Eq. 2: softmax code probabilities (n, D, K)."""
-        self._check_fitted()
-        X = check_X(X, min_rows=1)
+        X = check_features(self, X)
         with torch.no_grad():
             logits = self.module_.encoder(torch.as_tensor(X, device=self.device_))
             return torch.softmax(logits, -1).cpu().numpy()
 
     def transform(self, X) -> np.ndarray:
         """Eq. 3: hard codes (n, D) = argmax of each partition's logits."""
-        self._check_fitted()
-        X = check_X(X, min_rows=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
+        X = check_features(self, X)
         out = []
         with torch.no_grad():
             for chunk in torch.as_tensor(X).split(8192):

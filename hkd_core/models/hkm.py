@@ -88,6 +88,7 @@ class HierarchicalKMeans(CodeModel):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km.fit(X)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + int(km.n_iter_)
         return km.cluster_centers_.astype(np.float32)
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +105,10 @@ class HierarchicalKMeans(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "HierarchicalKMeans":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         n, d = X.shape
         self.n_features_in_ = d
+        self.n_iter_ = 0          # k-means iterations summed over every split of the tree
         centroids = [X.astype(np.float64).mean(axis=0).astype(np.float32)]
         children = [np.full(self.K, -1, dtype=np.int64)]
         depth = [0]

@@ -200,7 +200,7 @@ class KDCodes(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "KDCodes":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         with torch_threads(self.n_threads):
             return self._fit(X, progress)
 

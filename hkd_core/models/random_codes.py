@@ -59,7 +59,7 @@ class RandomCodes(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "RandomCodes":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         self.n_features_in_ = X.shape[1]
         self.codes_ = hashed_uniform_codes(X, self.K, self.D, self.seed)
         unique_codes, inverse = np.unique(self.codes_, axis=0, return_inverse=True)

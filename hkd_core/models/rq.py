@@ -99,7 +99,7 @@ class ResidualQuantization(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "ResidualQuantization":
         self._validate_params()
-        X = np.ascontiguousarray(check_X(X), dtype=np.float32)
+        X = np.ascontiguousarray(self._validate_fit_X(X), dtype=np.float32)
         n, d = X.shape
         if n < self.K:
             raise ValueError(f"rq needs at least K={self.K} training rows (k-means with K centroids "
@@ -149,6 +149,20 @@ class ResidualQuantization(CodeModel):
         for level in range(self.D):
             out += self.codebooks_[level][codes[:, level]]
         return out.astype(np.float32)
+
+    # Pickling (scikit-learn's clone/joblib): the faiss quantizer is a SWIG handle, so it is
+    # left out and rebuilt from the codebooks, as load_model does.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_rq", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "codebooks_" in state:
+            history = state.get("history_", [])
+            self._set_state({"codebooks": state["codebooks_"]}, int(state["n_features_in_"]))
+            self.history_ = history
 
     def _get_state(self) -> dict:
         return {"codebooks": self.codebooks_}

@@ -168,7 +168,7 @@ class RQVAE(CodeModel):
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "RQVAE":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         if len(X) < self.K and self.kmeans_init:
             raise ValueError(f"rqvae with kmeans_init needs at least K={self.K} training rows, "
                              f"got {len(X)}; lower K or set kmeans_init=False")

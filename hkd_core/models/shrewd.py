@@ -291,7 +291,7 @@ class SHREWD(CodeModel):
     def fit(self, X, y=None, hierarchy: dict | None = None, label_distance=None, classes=None,
             progress: ProgressCallback | None = None) -> "SHREWD":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         if y is not None and len(y) != len(X):
             raise ValueError(f"y has {len(y)} labels for {len(X)} rows")
         item_class, classes, dist = self._label_setup(y, hierarchy, label_distance, classes)

@@ -26,12 +26,10 @@ def check_device(device) -> str:
 
 def check_features(model: CodeModel, X) -> np.ndarray:
     """Validate X at transform time: fitted model, same number of columns as in fit."""
-    check_is_fitted(model, "n_features_in_")
-    X = check_X(X, min_rows=1)
-    if X.shape[1] != model.n_features_in_:
-        raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
-                         f"{model.n_features_in_}")
-    return X
+    from sklearn.utils.validation import validate_data
+
+    check_is_fitted(model)
+    return validate_data(model, X, reset=False, dtype=np.float32, ensure_all_finite=True)
 
 
 def check_n_threads(n_threads) -> None:
