@@ -156,7 +156,7 @@ def distinct_labels(metas: list[dict]) -> list[str]:
         same = [m for m in metas if m.get("model") == meta.get("model")]
         keys = sorted({k for m in same for k in m.get("params", {})
                        if len({json.dumps(x.get("params", {}).get(k), sort_keys=True) for x in same}) > 1}
-                      - {"seed"})
+                      - {"random_state"})
         out.append(describe(meta, keys))
     return out
 

@@ -94,7 +94,7 @@ def model_params(model: str, dataset_key: str, dataset, controls: dict) -> dict:
         "n_kmeans_exemplars": int(controls["kmeans_exemplars"]),
         "n_random_exemplars": int(controls["random_exemplars"]),
         "epochs": int(controls["epochs"]),
-        "metric": dataset.metric, "seed": 0,
+        "metric": dataset.metric, "random_state": 0,
     }
     if dataset.metric == "poincare" and not model.startswith("hkd"):
         # Only HKD implements the Poincare distance; the baselines that take a metric cluster

@@ -77,7 +77,9 @@ def one_size(n: int, epochs: int, seed: int) -> dict:
     HKD(epochs=1, n_kmeans_exemplars=5, n_random_exemplars=5, perplexities=(3.0,)).fit(X[:64])
     before = peak_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
-    model = HKD(epochs=epochs, seed=seed).fit(X)
+    # the anchor (older code) called the parameter seed; this code, random_state
+    seeding = {"random_state": seed} if "random_state" in HKD().get_params() else {"seed": seed}
+    model = HKD(epochs=epochs, **seeding).fit(X)
     out = {"n": n, "epochs": epochs, "cpu_s": time.process_time() - cpu,
            "wall_s": time.perf_counter() - wall, "peak_rss_mb": peak_rss_mb(),
            "rss_before_fit_mb": before, "final_loss": model.history_[-1]["loss"],

@@ -116,15 +116,15 @@ def build(key: str, metric: str, seed: int, dataset: str):
     """Model keys: cut (recommended), cut-spectral, cut-kmeans, cut-norefine, cut-b2, hkm2/4/16, rq1/2/4, hkd."""
     geo = "poincare" if metric == "poincare" else "euclidean"
     if key.startswith("hkm"):
-        return make_model("hkm", K=int(key[3:]), D=D, seed=seed)
+        return make_model("hkm", K=int(key[3:]), D=D, random_state=seed)
     if key.startswith("rq"):
         return RQ(int(key[2:]), seed)
     if key == "hkd":
         from hkd_core.presets import default_params
         p = default_params(dataset if dataset in ("mammals", "synthetic") else "user", "hkd")
-        p.update(seed=seed, device="cpu", metric=geo)
+        p.update(random_state=seed, device="cpu", metric=geo)
         return make_model("hkd", **p)
-    base = dict(K=16, D=D, seed=seed, metric=geo)
+    base = dict(K=16, D=D, random_state=seed, metric=geo)
     if key == "cut":
         return make_model("hkd-cuttree", **base)
     if key == "cut-vote":          # always the p_{j|i} vote descent

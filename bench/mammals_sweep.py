@@ -33,7 +33,7 @@ CONFIGS = {
     "pc-d0.2-st": ("hkd", {"decay": 0.2, "metric": "poincare", "relaxation": "straight-through"}, "default"),
     "eu-d0.2": ("hkd", {"decay": 0.2, "metric": "euclidean"}, "default"),
     "eu-d0.3": ("hkd", {"decay": 0.3, "metric": "euclidean"}, "default"),
-    "eu-d0.3-s1": ("hkd", {"decay": 0.3, "metric": "euclidean", "seed": 1}, "default"),
+    "eu-d0.3-s1": ("hkd", {"decay": 0.3, "metric": "euclidean", "random_state": 1}, "default"),
     "eu-d0.4": ("hkd", {"decay": 0.4, "metric": "euclidean"}, "default"),
     "eu-d0.5": ("hkd", {"decay": 0.5, "metric": "euclidean"}, "default"),
     "eu-d0.3-ep600": ("hkd", {"decay": 0.3, "metric": "euclidean", "epochs": 600}, "default"),

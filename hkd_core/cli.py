@@ -11,7 +11,7 @@ from hkd_core.presets import RECOMMENDED_MODEL
 # command-line flag -> model parameter; only the flags a user gives are passed on, and a model
 # that does not take one says so (models/__init__.make_model)
 MODEL_FLAGS = {
-    "K": int, "D": int, "seed": int, "epochs": int, "lr": float, "batch_size": int,
+    "K": int, "D": int, "random_state": int, "epochs": int, "lr": float, "batch_size": int,
     "alpha": float, "beta": float, "decay": float, "w0": float, "code_dim": int,
     "n_kmeans_exemplars": int, "n_random_exemplars": int, "n_neighbour_exemplars": int,
     "q_normalization": str, "relaxation": str, "tau_start": float, "tau_end": float,
@@ -135,6 +135,7 @@ def _add_model_flags(p):
     for name, typ in LIST_FLAGS.items():
         g.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, nargs="+")
     g.add_argument("--perplexity", dest="perplexities", type=float, nargs="+", help="alias of --perplexities")
+    g.add_argument("--seed", dest="random_state", type=int, help="alias of --random-state")
     g.add_argument("--knn-metric", choices=("euclidean", "poincare"),
                    help="distance defining each point's nearest neighbours in the metrics "
                         "(default: the dataset's own geometry)")

@@ -1,6 +1,6 @@
 """The paper's settings per dataset (§3.2-3.4), the defaults of ``train`` and of the app.
 
-They apply to the HKD family (hkd and its ablations); baselines get only the generic K, D, seed.
+They apply to the HKD family (hkd and its ablations); baselines get only the generic K, D, random_state.
 Every value below is marked: ``paper`` = stated in the HKD paper for that dataset, ``ours`` =
 the paper is silent (exemplar counts for the synthetic data, decay lambda and w0, temperature
 schedule, learning rate, epochs) and the value was chosen here, on the dataset's training rows.
@@ -80,7 +80,7 @@ CODER_SETTINGS: dict[str, dict] = {
                   batch_size=128, epochs=100, dead_code_threshold=2.0, ema_decay=0.8),
 }
 
-GENERIC_KEYS = ("K", "D", "seed")
+GENERIC_KEYS = ("K", "D", "random_state")
 GENERIC_TRAINING_KEYS = ("epochs", "lr", "batch_size", "optimizer", "decay")
 
 

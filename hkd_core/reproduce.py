@@ -49,7 +49,7 @@ def _paper_rows(title: str, rows: dict, fmt="{:>7.3f}") -> str:
 
 def reproduce(experiment: str, json_path: str | None = None, seed: int = 0, epochs: int | None = None,
               variant: str | None = None) -> int:
-    extra = {"seed": seed}
+    extra = {"random_state": seed}
     if epochs is not None:
         extra["epochs"] = epochs
     if experiment == "synthetic":
@@ -64,7 +64,7 @@ def reproduce(experiment: str, json_path: str | None = None, seed: int = 0, epoc
 
 
 def reproduce_synthetic(extra: dict) -> dict:
-    generic = {"seed": extra["seed"]}
+    generic = {"random_state": extra["random_state"]}
     runs = {
         "DCCL (Shu et al.)": _run("synthetic", "dccl", {**generic, **_ep(extra)}),
         "HKM (K=16)": _run("synthetic", "hkm", generic),
@@ -101,7 +101,7 @@ def reproduce_mammals(extra: dict, variant: str | None) -> dict:
     defines the neighbours being evaluated (runs.run_config), so it is trained once per metric;
     the baselines do not look at neighbours and are trained once."""
     options = {"variant": variant} if variant else {}
-    generic = {"seed": extra["seed"]}
+    generic = {"random_state": extra["random_state"]}
     baselines = {
         "DCCL (Shu et al.)": _run("mammals", "dccl", {**generic, **_ep(extra)}, options),
         "HKM K=2": _run("mammals", "hkm", {**generic, "K": 2}, options),

@@ -86,7 +86,7 @@ def _fit_score(ds, split, params: dict, seed: int, parts) -> list[tuple[float, f
     from hkd_core.models import make_model
 
     y = np.asarray(ds.labels)
-    model = make_model("shrewd", **params, seed=seed, device="auto")
+    model = make_model("shrewd", **params, random_state=seed, device="auto")
     model.fit(ds.X[split.train], y[split.train], hierarchy=ds.hierarchy)
     out = []
     for rows in parts:

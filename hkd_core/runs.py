@@ -94,7 +94,7 @@ def train_run(dataset: str, model: str, params: dict | None = None,
     if model in HKD_FAMILY and "metric" not in config["params"]:
         # no preset (an uploaded or --data file): p_{j|i} in the data's own geometry
         config["params"]["metric"] = ds.metric
-    split_seed = int(config["params"].get("seed", 0))
+    split_seed = int(config["params"].get("random_state", 0))
     split = make_split(ds, seed=split_seed)
     estimator = make_model(model, **_model_params(config["params"], ds))
     start = time.perf_counter()

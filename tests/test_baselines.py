@@ -63,7 +63,7 @@ def test_registry_builds_with_defaults(name):
     model = cls()
     assert model.model_name == name
     params = make_model(name).get_params()
-    assert params["K"] == 16 and params["D"] == 16 and "seed" in params
+    assert params["K"] == 16 and params["D"] == 16 and "random_state" in params
 
 
 @pytest.mark.parametrize("key", list(FAST))
@@ -83,12 +83,12 @@ def test_codes_shape_dtype_range_and_transform(key, data):
 
 @pytest.mark.parametrize("key", list(FAST))
 def test_same_seed_repeats_and_other_seed_differs(key, data):
-    a = fast_model(key, seed=3).fit(data)
-    b = fast_model(key, seed=3).fit(data)
+    a = fast_model(key, random_state=3).fit(data)
+    b = fast_model(key, random_state=3).fit(data)
     np.testing.assert_array_equal(a.codes_, b.codes_)
     np.testing.assert_array_equal(a.inverse_transform(a.codes_), b.inverse_transform(b.codes_))
     if key != "hkm":     # k-means on 4 clean clusters finds the same tree from any seed
-        c = fast_model(key, seed=4).fit(data)
+        c = fast_model(key, random_state=4).fit(data)
         assert not np.array_equal(a.codes_, c.codes_)
 
 
@@ -146,13 +146,13 @@ def test_torch_thread_setting_is_restored_after_fit(key, data):
 @pytest.mark.parametrize("name, param, value", [
     ("dccl", "K", 1), ("dccl", "D", 0), ("dccl", "epochs", 0), ("dccl", "lr", 0.0),
     ("dccl", "batch_size", 0), ("dccl", "tau", -1.0), ("dccl", "max_grad_norm", 0.0),
-    ("dccl", "device", "gpu7"), ("dccl", "seed", -1), ("dccl", "n_threads", 0),
+    ("dccl", "device", "gpu7"), ("dccl", "random_state", -1), ("dccl", "n_threads", 0),
     ("kd", "K", 1.5), ("kd", "composition", "gru"), ("kd", "hidden", (8, 0)),
     ("kd", "hidden", "64"), ("kd", "code_dim", 0), ("kd", "tau0", 0.0), ("kd", "tau_min", 2.0),
     ("kd", "straight_through", "yes"), ("kd", "tau_decay", -1.0), ("kd", "n_threads", 1.5),
     ("hkm", "K", 1), ("hkm", "D", 0), ("hkm", "n_init", 0), ("hkm", "metric", "poincare"),
     ("hkm", "max_iter", 0),
-    ("random", "K", 1), ("random", "D", 0), ("random", "seed", -2),
+    ("random", "K", 1), ("random", "D", 0), ("random", "random_state", -2),
 ])
 def test_bad_parameters_raise_naming_the_parameter(name, param, value, data):
     with pytest.raises(ValueError, match=param):
@@ -347,7 +347,7 @@ def test_hkm_depth16_k16_on_1182_points_is_complete():
 def test_random_codes_are_uniform_and_ignore_geometry():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((4000, 3)).astype(np.float32)
-    model = RandomCodes(K=8, D=4, seed=1).fit(X)
+    model = RandomCodes(K=8, D=4, random_state=1).fit(X)
     counts = np.bincount(model.codes_.ravel(), minlength=8)
     expected = model.codes_.size / 8
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
@@ -359,12 +359,12 @@ def test_random_codes_are_uniform_and_ignore_geometry():
 
 def test_random_inverse_transform_means_rows_sharing_a_code():
     X = np.arange(12, dtype=np.float32).reshape(6, 2)
-    model = RandomCodes(K=2, D=1, seed=0).fit(X)
+    model = RandomCodes(K=2, D=1, random_state=0).fit(X)
     for k in (0, 1):
         rows = model.codes_[:, 0] == k
         if rows.any():
             np.testing.assert_allclose(model.inverse_transform(np.array([[k]]))[0], X[rows].mean(0))
-    wide = RandomCodes(K=16, D=8, seed=0).fit(X)
+    wide = RandomCodes(K=16, D=8, random_state=0).fit(X)
     unseen = (wide.codes_[:1] + 1) % 16
     assert not any((unseen == c).all() for c in wide.codes_)
     np.testing.assert_allclose(wide.inverse_transform(unseen)[0], X.mean(0))

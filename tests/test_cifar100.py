@@ -386,7 +386,7 @@ def test_features_to_codes_to_mahp(archive, tmp_path):
 
     ds = load_cifar100(archive, cache_dir=tmp_path, **TINY)
     model = hkd.HKD(K=4, D=4, hidden=(16,), epochs=2, batch_size=32, n_kmeans_exemplars=10,
-                    n_random_exemplars=10, perplexities=(5.0,), seed=0, device="cpu").fit(ds.X[ds.train_idx])
+                    n_random_exemplars=10, perplexities=(5.0,), random_state=0, device="cpu").fit(ds.X[ds.train_idx])
     codes = model.transform(ds.X[ds.test_idx])
     test_labels = [ds.labels[i] for i in ds.test_idx]
     score = mean_average_hierarchical_precision(codes, test_labels, ds.hierarchy, k=250)

@@ -178,8 +178,8 @@ def test_exemplars_kmeans_random_and_neighbours():
 
 def test_short_fit_lowers_loss_and_is_repeatable():
     X = blobs(150)
-    a = HKD(**SMALL, seed=3).fit(X)
-    b = HKD(**SMALL, seed=3).fit(X)
+    a = HKD(**SMALL, random_state=3).fit(X)
+    b = HKD(**SMALL, random_state=3).fit(X)
     losses = [h["loss"] for h in a.history_]
     assert losses[-1] < losses[0]
     np.testing.assert_array_equal(a.codes_, b.codes_)

@@ -125,7 +125,7 @@ def test_ablations_are_registered():
 @pytest.mark.parametrize("param, value", [
     ("K", 1), ("D", 0), ("branching", 1), ("branching", 8), ("perplexity", 1.0),
     ("perplexity", "high"), ("metric", "cosine"), ("split", "metis"), ("refine", "yes"),
-    ("balance", 0.7), ("min_size", 1), ("n_vote", 0), ("holdout", 0.9), ("seed", -1),
+    ("balance", 0.7), ("min_size", 1), ("n_vote", 0), ("holdout", 0.9), ("random_state", -1),
     ("graph_metric", "poincare"), ("descent", "walk"),
 ])
 def test_bad_parameters_raise_naming_them(param, value):

@@ -18,7 +18,7 @@ def clustered(n=1500, d=6, seed=0):
 def rq_codes(X, K=4, D=5):
     from hkd_core.models import make_model
 
-    return make_model("rq", K=K, D=D, seed=0).fit(X).transform(X)
+    return make_model("rq", K=K, D=D, random_state=0).fit(X).transform(X)
 
 
 def brute(Q, X, k, metric="euclidean"):

@@ -17,7 +17,7 @@ def X():
 
 @pytest.fixture(scope="module")
 def fitted(X):
-    return ResidualQuantization(K=8, D=4, seed=0).fit(X)
+    return ResidualQuantization(K=8, D=4, random_state=0).fit(X)
 
 
 def test_registered_under_rq_with_defaults():
@@ -27,7 +27,7 @@ def test_registered_under_rq_with_defaults():
     assert model.model_name == "rq"
     params = model.get_params()
     assert params["K"] == 16 and params["D"] == 16 and params["max_beam_size"] == 1
-    assert params["metric"] == "euclidean" and "seed" in params
+    assert params["metric"] == "euclidean" and "random_state" in params
 
 
 def test_codes_shape_range_and_transform_of_training_rows(fitted, X):
@@ -81,7 +81,7 @@ def test_save_load_round_trip_gives_identical_codes(fitted, X, tmp_path):
 
 
 def test_beam_search_model_round_trips_too(X, tmp_path):
-    model = ResidualQuantization(K=4, D=3, max_beam_size=4, seed=1).fit(X)
+    model = ResidualQuantization(K=4, D=3, max_beam_size=4, random_state=1).fit(X)
     model.save(str(tmp_path / "beam"))
     np.testing.assert_array_equal(load_model(str(tmp_path / "beam")).transform(X), model.transform(X))
 
@@ -98,7 +98,7 @@ def test_bad_K_is_refused_naming_K(K, X):
     ("max_beam_size", 0, "max_beam_size"),
     ("n_iter", 0, "n_iter"),
     ("n_init", 0, "n_init"),
-    ("seed", -1, "seed"),
+    ("random_state", -1, "random_state"),
     ("metric", "cosine", "metric must be one of"),
 ])
 def test_bad_params_are_refused(param, value, match, X):
@@ -119,9 +119,9 @@ def test_transform_checks_features(fitted, X):
 
 
 def test_deterministic_per_seed(X):
-    a = ResidualQuantization(K=8, D=3, seed=5).fit(X)
-    b = ResidualQuantization(K=8, D=3, seed=5).fit(X)
-    c = ResidualQuantization(K=8, D=3, seed=6).fit(X)
+    a = ResidualQuantization(K=8, D=3, random_state=5).fit(X)
+    b = ResidualQuantization(K=8, D=3, random_state=5).fit(X)
+    c = ResidualQuantization(K=8, D=3, random_state=6).fit(X)
     np.testing.assert_array_equal(a.codes_, b.codes_)
     np.testing.assert_array_equal(a.codebooks_, b.codebooks_)
     assert not np.array_equal(a.codebooks_, c.codebooks_)
@@ -133,7 +133,7 @@ def test_first_digit_separates_the_two_halves_of_a_hand_made_line(seed):
     # the residuals are -.5, .5, -1, 1, so level 2 splits each pair by their sign (codewords
     # -+0.75). Errors: level 1 (.25 + .25 + 1 + 1)/4 = 5/8, level 2 (4 * .25^2)/4 = 1/16.
     X = np.array([[-10.0], [-9.0], [9.0], [11.0]], dtype=np.float32)
-    model = ResidualQuantization(K=2, D=2, seed=seed).fit(X)
+    model = ResidualQuantization(K=2, D=2, random_state=seed).fit(X)
     first = model.codes_[:, 0]
     assert first[0] == first[1] and first[2] == first[3] and first[0] != first[2]
     second = model.codes_[:, 1]

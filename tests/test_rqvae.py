@@ -17,7 +17,7 @@ def X():
 
 @pytest.fixture(scope="module")
 def fitted(X):
-    return RQVAE(K=8, D=3, hidden=(32,), latent_dim=8, epochs=30, seed=0, device="cpu").fit(X)
+    return RQVAE(K=8, D=3, hidden=(32,), latent_dim=8, epochs=30, random_state=0, device="cpu").fit(X)
 
 
 def test_registered():
@@ -45,7 +45,7 @@ def test_loss_falls_and_reconstruction_beats_the_mean(fitted, X):
 
 
 def test_same_seed_same_codes_and_save_load_round_trip(fitted, X, tmp_path):
-    again = RQVAE(K=8, D=3, hidden=(32,), latent_dim=8, epochs=30, seed=0, device="cpu").fit(X)
+    again = RQVAE(K=8, D=3, hidden=(32,), latent_dim=8, epochs=30, random_state=0, device="cpu").fit(X)
     np.testing.assert_array_equal(again.codes_, fitted.codes_)
     fitted.save(str(tmp_path / "m"))
     loaded = load_model(str(tmp_path / "m"))

@@ -94,7 +94,7 @@ def _toy(n_per=30, seed=0):
 def toy_fit():
     X, y, h = _toy()
     model = SHREWD(K=4, D=4, hidden=(32,), epochs=150, lambda_kl=0.01, lambda_cls=1.0, lr=3e-3,
-                   batch_size=64, seed=0, device="cpu").fit(X, y, hierarchy=h)
+                   batch_size=64, random_state=0, device="cpu").fit(X, y, hierarchy=h)
     return model, X, y, h
 
 

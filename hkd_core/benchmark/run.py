@@ -211,8 +211,8 @@ def fit_codes(bds: BenchmarkDataset, split: Split, model: str, setting: dict, se
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
     params = dict(setting)
-    if "seed" in _accepted(model):
-        params["seed"] = seed
+    if "random_state" in _accepted(model):
+        params["random_state"] = seed
     for key in ("hidden", "decoder_hidden", "perplexities", "kl_weights"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])

@@ -45,7 +45,7 @@ def model_class(name: str):
 
 def make_model(name: str, **params) -> CodeModel:
     """Build a model by registry name. Unknown parameters are dropped only if the class does
-    not take them *and* they are generic (K, D, seed...) - otherwise they raise."""
+    not take them *and* they are generic (K, D, random_state...) - otherwise they raise."""
     cls = model_class(name)
     fixed = dict(MODEL_SPECS[name][2])
     for k, v in fixed.items():

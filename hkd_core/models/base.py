@@ -164,7 +164,10 @@ def load_model(directory: str) -> CodeModel:
 
     with open(os.path.join(directory, "params.json")) as fh:
         meta = json.load(fh)
-    model = make_model(meta["model"], **meta["params"])
+    params = dict(meta["params"])
+    if "seed" in params:                  # saved before the parameter took scikit-learn's name
+        params["random_state"] = params.pop("seed")
+    model = make_model(meta["model"], **params)
     with np.load(os.path.join(directory, "state.npz"), allow_pickle=False) as npz:
         state = {k: npz[k] for k in npz.files}
     model.codes_ = state.pop("codes_")

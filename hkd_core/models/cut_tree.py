@@ -219,7 +219,7 @@ class HKDCutTree(CodeModel):
         of the node), "centroid" (nearest child centroid, as hkm) or "auto" (scored in fit).
     n_vote : nearest training rows of a node whose p_{j|i} mass votes a new row's child.
     holdout : fraction of the training rows that scores the "auto" candidates.
-    seed : k-means / eigen-solver / holdout seed.
+    random_state : k-means / eigen-solver / holdout seed.
     """
 
     @property
@@ -234,7 +234,7 @@ class HKDCutTree(CodeModel):
                  metric: str = "euclidean", graph_metric="auto", split: str = "auto",
                  refine: bool = True, descent: str = "auto",
                  balance: float = 0.3, min_size: int = 4, n_vote: int = 10,
-                 holdout: float = 0.25, seed: int = 0):
+                 holdout: float = 0.25, random_state: int = 0):
         self.K = K
         self.D = D
         self.branching = branching
@@ -248,7 +248,7 @@ class HKDCutTree(CodeModel):
         self.min_size = min_size
         self.n_vote = n_vote
         self.holdout = holdout
-        self.seed = seed
+        self.random_state = random_state
 
     # -- parameters ---------------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -272,7 +272,7 @@ class HKDCutTree(CodeModel):
         check_int("min_size", self.min_size, 2)
         check_int("n_vote", self.n_vote, 1)
         check_float("holdout", self.holdout, 0.05, 0.5)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
 
     def _candidates(self) -> list[tuple]:
         bs = [b for b in AUTO_BRANCHINGS if b <= self.K] if self.branching == "auto" \
@@ -309,7 +309,7 @@ class HKDCutTree(CodeModel):
         n = len(X)
         n_hold = int(round(self.holdout * n))
         if len(cands) > 1 and n_hold >= 20 and n - n_hold >= 20:
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(self.random_state)
             perm = rng.permutation(n)
             hold, inner = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
             descents = ["vote", "centroid"] if self.descent == "auto" else [self.descent]
@@ -337,18 +337,18 @@ class HKDCutTree(CodeModel):
     def _split_node(self, X: np.ndarray, W: sparse.csr_matrix, b: int) -> np.ndarray:
         n = len(X)
         if self.split_ == "kmeans":
-            km = KMeans(n_clusters=b, n_init=3, random_state=self.seed)
+            km = KMeans(n_clusters=b, n_init=3, random_state=self.random_state)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 return km.fit_predict(X).astype(np.int64)
         # every child keeps at least balance / (b / 2) of the node's rows
         min_size = max(1, int(np.floor(2.0 * self.balance / b * n)))
-        U = _spectral_rows(W, b - 1, self.seed)
+        U = _spectral_rows(W, b - 1, self.random_state)
         if b == 2:
             labels = _sweep_bisection(W, U[:, 0], min_size)
         else:
             V = U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-300)
-            km = KMeans(n_clusters=b, n_init=5, random_state=self.seed)
+            km = KMeans(n_clusters=b, n_init=5, random_state=self.random_state)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 labels = km.fit_predict(V).astype(np.int64)

@@ -84,7 +84,7 @@ class DCCL(CodeModel):
         training split (1,280 points, 20 batches an epoch) the loss is still 54 after 200 epochs,
         0.7 after 1,000 and 0.19 after 1,500. 1,000 is the default (20 s on one core here).
     batch_size, lr, tau, max_grad_norm : reference values 64, 1e-4, 1.0, 0.001.
-    seed : initialisation, shuffling and Gumbel noise; fixed seed -> repeatable fit on CPU.
+    random_state : initialisation, shuffling and Gumbel noise; fixed seed -> repeatable fit on CPU.
     device : 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'.
     n_threads : torch CPU threads during fit (restored afterwards); None keeps torch's setting.
     """
@@ -93,7 +93,7 @@ class DCCL(CodeModel):
 
     def __init__(self, K: int = 16, D: int = 16, epochs: int = 1000, batch_size: int = 64,
                  lr: float = 1e-4, tau: float = 1.0, max_grad_norm: float = 0.001,
-                 seed: int = 0, device: str = "auto", n_threads: int | None = 1):
+                 random_state: int = 0, device: str = "auto", n_threads: int | None = 1):
         self.K = K
         self.D = D
         self.epochs = epochs
@@ -101,7 +101,7 @@ class DCCL(CodeModel):
         self.lr = lr
         self.tau = tau
         self.max_grad_norm = max_grad_norm
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
 
@@ -113,13 +113,13 @@ class DCCL(CodeModel):
         check_float("lr", self.lr, 0.0, low_open=True)
         check_float("tau", self.tau, 0.0, low_open=True)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_device(self.device)
         check_n_threads(self.n_threads)
 
     def _build(self, n_features: int) -> None:
         self._device = choose_device(self.device)
-        encoder, codebooks = seeded_init(self.seed, lambda: (
+        encoder, codebooks = seeded_init(self.random_state, lambda: (
             DCCLEncoder(n_features, self.D, self.K), AdditiveCodebooks(self.D, self.K, n_features)))
         self.encoder_ = encoder.to(self._device)
         self.codebooks_ = codebooks.to(self._device)
@@ -137,8 +137,8 @@ class DCCL(CodeModel):
         X_t = torch.from_numpy(X).to(device)
         params = list(self.encoder_.parameters()) + list(self.codebooks_.parameters())
         optimizer = torch.optim.Adam(params, lr=self.lr)
-        shuffle_gen = torch.Generator().manual_seed(self.seed)
-        noise_gen = torch.Generator(device=device).manual_seed(self.seed + 1)
+        shuffle_gen = torch.Generator().manual_seed(self.random_state)
+        noise_gen = torch.Generator(device=device).manual_seed(self.random_state + 1)
 
         self.history_ = []
         self.encoder_.train()

@@ -57,7 +57,7 @@ class HKD(CodeModel):
         needs ~10x more for on both shipped data sets), with decay 0.2 between the synthetic
         (0.1) and mammals (0.3) presets. These defaults are what a user's own file gets, in
         the CLI (presets.GENERIC_TRAINING) and in the app (app.state.BASE_CONTROLS).
-    seed : makes a run repeatable on the same device.
+    random_state : makes a run repeatable on the same device.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", ...
     n_threads : torch CPU threads during fit (None: leave torch's setting). Small networks gain
         nothing from intra-op threads and lose much when the other core is busy.
@@ -73,7 +73,7 @@ class HKD(CodeModel):
                  perplexities=(10.0,), kl_weights=None, q_normalization="joint",
                  n_kmeans_exemplars=200, n_random_exemplars=100, n_neighbour_exemplars=0,
                  metric="euclidean", relaxation="softmax", tau_start=1.0, tau_end=0.1,
-                 epochs=200, batch_size=128, lr=1e-3, optimizer="rmsprop", seed=0,
+                 epochs=200, batch_size=128, lr=1e-3, optimizer="rmsprop", random_state=0,
                  device="auto", ablation=None, n_threads=1):
         self.K = K
         self.D = D
@@ -99,7 +99,7 @@ class HKD(CodeModel):
         self.batch_size = batch_size
         self.lr = lr
         self.optimizer = optimizer
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.ablation = ablation
         self.n_threads = n_threads
@@ -151,7 +151,7 @@ class HKD(CodeModel):
         check_int("batch_size", self.batch_size, 1)
         check_float("lr", self.lr, 0.0, low_open=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_choice("ablation", self.ablation, ABLATIONS)
         check_n_threads(self.n_threads)
         alpha, beta, decay = float(self.alpha), float(self.beta), float(self.decay)
@@ -184,7 +184,7 @@ class HKD(CodeModel):
             return self._fit(X, cfg, progress)
 
     def _fit(self, X, cfg, progress):
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.random_state)
         n, n_features = X.shape
         self.n_features_in_ = n_features
         self._build(n_features, cfg)
@@ -194,7 +194,7 @@ class HKD(CodeModel):
         # exemplars and the input-space neighbourhoods (eq. 8): betas calibrated once, chunk by
         # chunk; each step rebuilds its batch's p_{j|i} from them (no (n, z) array is kept)
         exemplars, exemplar_rows = select_exemplars(
-            X, self.n_kmeans_exemplars, self.n_random_exemplars, self.metric, self.seed)
+            X, self.n_kmeans_exemplars, self.n_random_exemplars, self.metric, self.random_state)
         use_kl = cfg["beta"] > 0
         nb = None
         if self.n_neighbour_exemplars and use_kl:
@@ -217,7 +217,7 @@ class HKD(CodeModel):
             nb_dist_t = None if nb is None else torch.as_tensor(nb.distances, dtype=torch.float32, device=dev)
         relax = RELAXATIONS[self.relaxation]
         optimizer = OPTIMIZERS[self.optimizer](self.module_.parameters(), lr=self.lr)
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.random_state)
         self.history_ = []
         start = time.perf_counter()
         for epoch in range(self.epochs):

@@ -55,19 +55,19 @@ class HierarchicalKMeans(CodeModel):
     K : branching factor (children per node) = code alphabet size.
     D : tree depth = code length.
     n_init, max_iter : scikit-learn KMeans settings per node.
-    seed : KMeans random_state (every node uses it; the tree is deterministic).
+    random_state : KMeans random_state (every node uses it; the tree is deterministic).
     metric : only 'euclidean' for now (k-means in the input space).
     """
 
     model_name = "hkm"
 
     def __init__(self, K: int = 16, D: int = 16, n_init: int = 3, max_iter: int = 100,
-                 seed: int = 0, metric: str = "euclidean"):
+                 random_state: int = 0, metric: str = "euclidean"):
         self.K = K
         self.D = D
         self.n_init = n_init
         self.max_iter = max_iter
-        self.seed = seed
+        self.random_state = random_state
         self.metric = metric
 
     def _validate_params(self) -> None:
@@ -75,7 +75,7 @@ class HierarchicalKMeans(CodeModel):
         check_int("D", self.D, 1, MAX_D)
         check_int("n_init", self.n_init, 1)
         check_int("max_iter", self.max_iter, 1)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_choice("metric", self.metric, METRICS)
 
     def _child_centroids(self, X: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ class HierarchicalKMeans(CodeModel):
         if len(distinct) <= self.K:
             return distinct
         km = KMeans(n_clusters=self.K, n_init=self.n_init, max_iter=self.max_iter,
-                    random_state=self.seed)
+                    random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km.fit(X)

@@ -117,7 +117,7 @@ class KDCodes(CodeModel):
         softmax in both passes (False).
     tau0, tau_decay, tau_min : temperature schedule T_t = max(tau_min, tau0 / (1 + tau_decay * t)).
     epochs, batch_size, lr : Adam training.
-    seed, device : as for every torch model (repeatable on CPU with a fixed seed).
+    random_state, device : as for every torch model (repeatable on CPU with a fixed random_state).
     n_threads : torch CPU threads during fit (restored afterwards); None keeps torch's setting.
     """
 
@@ -127,7 +127,7 @@ class KDCodes(CodeModel):
                  composition: str = "linear", straight_through: bool = True,
                  tau0: float = 1.0, tau_decay: float = 1e-3, tau_min: float = 0.1,
                  epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
-                 seed: int = 0, device: str = "auto", n_threads: int | None = 1):
+                 random_state: int = 0, device: str = "auto", n_threads: int | None = 1):
         self.K = K
         self.D = D
         self.hidden = hidden
@@ -140,7 +140,7 @@ class KDCodes(CodeModel):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
 
@@ -162,7 +162,7 @@ class KDCodes(CodeModel):
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_float("lr", self.lr, 0.0, low_open=True)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_device(self.device)
         check_n_threads(self.n_threads)
         return hidden
@@ -181,7 +181,7 @@ class KDCodes(CodeModel):
                     CodeEmbeddings(self.D, self.K, self.code_dim),
                     composition_cls(self.code_dim, n_features))
 
-        encoder, embeddings, composition = seeded_init(self.seed, build)
+        encoder, embeddings, composition = seeded_init(self.random_state, build)
         self.encoder_ = encoder.to(self._device)
         self.code_embeddings_ = embeddings.to(self._device)
         self.composition_ = composition.to(self._device)
@@ -211,7 +211,7 @@ class KDCodes(CodeModel):
         X_t = torch.from_numpy(X).to(device)
         params = [p for m in self._modules().values() for p in m.parameters()]
         optimizer = torch.optim.Adam(params, lr=self.lr)
-        shuffle_gen = torch.Generator().manual_seed(self.seed)
+        shuffle_gen = torch.Generator().manual_seed(self.random_state)
 
         self.history_ = []
         iteration = 0

@@ -42,26 +42,26 @@ class RandomCodes(CodeModel):
     Parameters
     ----------
     K, D : codes have D digits in [0, K).
-    seed : changes every code; same seed -> same codes.
+    random_state : changes every code; same seed -> same codes.
     """
 
     model_name = "random"
 
-    def __init__(self, K: int = 16, D: int = 16, seed: int = 0):
+    def __init__(self, K: int = 16, D: int = 16, random_state: int = 0):
         self.K = K
         self.D = D
-        self.seed = seed
+        self.random_state = random_state
 
     def _validate_params(self) -> None:
         check_int("K", self.K, 2, MAX_K)
         check_int("D", self.D, 1, MAX_D)
-        check_int("seed", self.seed, 0, 2 ** 63 - 1)
+        check_int("random_state", self.random_state, 0, 2 ** 63 - 1)
 
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "RandomCodes":
         self._validate_params()
         X = self._validate_fit_X(X)
         self.n_features_in_ = X.shape[1]
-        self.codes_ = hashed_uniform_codes(X, self.K, self.D, self.seed)
+        self.codes_ = hashed_uniform_codes(X, self.K, self.D, self.random_state)
         unique_codes, inverse = np.unique(self.codes_, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         sums = np.zeros((len(unique_codes), X.shape[1]), dtype=np.float64)
@@ -77,7 +77,7 @@ class RandomCodes(CodeModel):
 
     def transform(self, X) -> np.ndarray:
         X = check_features(self, X)
-        return hashed_uniform_codes(X, self.K, self.D, self.seed)
+        return hashed_uniform_codes(X, self.K, self.D, self.random_state)
 
     def inverse_transform(self, codes) -> np.ndarray:
         check_is_fitted(self, "code_table_")

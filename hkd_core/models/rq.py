@@ -12,7 +12,7 @@ progressive-dimension or codebook-refinement steps) and ``max_beam_size = 1`` (e
 the nearest codeword of the current residual). A larger ``max_beam_size`` makes faiss keep that
 many partial codes per point and pick the best full code (better reconstructions; digits then no
 longer follow the greedy rule). faiss seeds its k-means from ``rq.cp.seed``, so ``fit`` is
-deterministic for a given ``seed``.
+deterministic for a given ``random_state``.
 
 Codes are exposed unpacked, (n, D) int64 in [0, K); K must be a power of two because faiss packs
 each digit into nbits = log2(K) bits. ``inverse_transform`` sums the codewords. The model is saved
@@ -54,20 +54,20 @@ class ResidualQuantization(CodeModel):
     n_iter : k-means iterations per level (faiss ``cp.niter``), >= 1.
     n_init : k-means runs per level, the best kept (faiss ``cp.nredo``), >= 1.
     max_beam_size : beam width of faiss's encoder, in [1, 1024]; 1 = greedy RQ-k-means.
-    seed : seed of faiss's k-means (``cp.seed``), in [0, 2**31 - 1].
+    random_state : seed of faiss's k-means (``cp.seed``), in [0, 2**31 - 1].
     metric : only 'euclidean' (residuals are differences in the input space).
     """
 
     model_name = "rq"
 
     def __init__(self, K: int = 16, D: int = 16, n_iter: int = 25, n_init: int = 1,
-                 max_beam_size: int = 1, seed: int = 0, metric: str = "euclidean"):
+                 max_beam_size: int = 1, random_state: int = 0, metric: str = "euclidean"):
         self.K = K
         self.D = D
         self.n_iter = n_iter
         self.n_init = n_init
         self.max_beam_size = max_beam_size
-        self.seed = seed
+        self.random_state = random_state
         self.metric = metric
 
     def _validate_params(self) -> int:
@@ -76,7 +76,7 @@ class ResidualQuantization(CodeModel):
         check_int("n_iter", self.n_iter, 1, 10_000)
         check_int("n_init", self.n_init, 1, 100)
         check_int("max_beam_size", self.max_beam_size, 1, 1024)
-        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("random_state", self.random_state, 0, MAX_SEED)
         check_choice("metric", self.metric, METRICS)
         return nbits
 
@@ -90,7 +90,7 @@ class ResidualQuantization(CodeModel):
         rq.verbose = False
         rq.cp.niter = int(self.n_iter)
         rq.cp.nredo = int(self.n_init)
-        rq.cp.seed = int(self.seed)
+        rq.cp.seed = int(self.random_state)
         rq.cp.verbose = False
         # faiss warns on stderr when a level has fewer than 39 points per centroid; small data
         # sets are legitimate here (the check below refuses fewer points than centroids).

@@ -30,7 +30,7 @@ Training: Adam, mini-batches, ``epochs`` passes; one ``history_`` record per epo
 loss, its reconstruction and commitment parts and the number of distinct codewords used per
 level (``codewords_used``, a list of D ints over the training rows). CUDA when available
 (``device='auto'``). Everything random (initialisation, k-means, dead-code resets, shuffling)
-runs under ``seed``, so a CPU fit is repeatable.
+runs under ``random_state``, so a CPU fit is repeatable.
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ class RQVAE(CodeModel):
     dead_code_threshold : EMA cluster size below which a codeword is reset (0 = never).
     ema_decay : decay of the codebooks' moving averages, in (0, 1).
     epochs, batch_size, lr : Adam training.
-    seed : everything random in the fit. device : 'auto' (CUDA when available), 'cpu', 'cuda[:N]'.
+    random_state : everything random in the fit. device : 'auto' (CUDA when available), 'cpu', 'cuda[:N]'.
     n_threads : torch CPU threads during fit (None: torch's setting).
     """
 
@@ -116,7 +116,7 @@ class RQVAE(CodeModel):
     def __init__(self, K: int = 16, D: int = 16, hidden: tuple = (128,), latent_dim: int = 32,
                  commitment: float = 0.25, kmeans_init: bool = True, kmeans_iters: int = 10,
                  init_rows: int = 4096, dead_code_threshold: float = 2.0, ema_decay: float = 0.8,
-                 epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+                 epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, random_state: int = 0,
                  device: str = "auto", n_threads: int | None = 1):
         self.K = K
         self.D = D
@@ -131,7 +131,7 @@ class RQVAE(CodeModel):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
 
@@ -155,7 +155,7 @@ class RQVAE(CodeModel):
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_float("lr", self.lr, 0.0, low_open=True)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_device(self.device)
         check_n_threads(self.n_threads)
 
@@ -174,7 +174,7 @@ class RQVAE(CodeModel):
                              f"got {len(X)}; lower K or set kmeans_init=False")
         with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
             # the library draws k-means seeds and dead-code replacements from torch's global RNG
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.random_state)
             return self._fit(X, progress)
 
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "RQVAE":
@@ -182,7 +182,7 @@ class RQVAE(CodeModel):
         self._build(X.shape[1])
         device = self._device
         X_t = torch.from_numpy(X).to(device)
-        shuffle_gen = torch.Generator().manual_seed(self.seed)
+        shuffle_gen = torch.Generator().manual_seed(self.random_state)
         net = self.net_
         net.train()
         # One pass over a sample starts the codebooks (k-means of its residuals when kmeans_init).

@@ -195,7 +195,7 @@ class SHREWD(CodeModel):
     gamma, rho : pair weights of L_sim (paper: 0.1, 2). beta_a : Beta(a, a) target (paper 0.1).
     epochs, batch_size, lr : Adam training. bit_order : 'hierarchy' or 'trained' (module doc).
     n_order_pairs : training pairs used to order the bits.
-    seed, device ('auto' = CUDA when available), n_threads : as the other torch coders.
+    random_state, device ('auto' = CUDA when available), n_threads : as the other torch coders.
     """
 
     model_name = "shrewd"
@@ -205,7 +205,7 @@ class SHREWD(CodeModel):
                  lambda_kl: float = 0.1, lambda_cls: float = 0.0, gamma: float = 0.1,
                  rho: float = 2.0, beta_a: float = 0.1, epochs: int = 100, batch_size: int = 128,
                  lr: float = 1e-3, bit_order: str = "hierarchy", n_order_pairs: int = 20000,
-                 seed: int = 0, device: str = "auto", n_threads: int | None = 1):
+                 random_state: int = 0, device: str = "auto", n_threads: int | None = 1):
         self.K = K
         self.D = D
         self.hidden = hidden
@@ -220,7 +220,7 @@ class SHREWD(CodeModel):
         self.lr = lr
         self.bit_order = bit_order
         self.n_order_pairs = n_order_pairs
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
 
@@ -253,13 +253,13 @@ class SHREWD(CodeModel):
         check_float("lr", self.lr, 0.0, low_open=True)
         check_choice("bit_order", self.bit_order, BIT_ORDERS)
         check_int("n_order_pairs", self.n_order_pairs, 1)
-        check_int("seed", self.seed, 0)
+        check_int("random_state", self.random_state, 0)
         check_device(self.device)
         check_n_threads(self.n_threads)
 
     def _build(self, n_features: int, n_classes: int) -> None:
         self._device = choose_device(self.device)
-        net = seeded_init(self.seed, lambda: HashNet(n_features, tuple(int(h) for h in self.hidden),
+        net = seeded_init(self.random_state, lambda: HashNet(n_features, tuple(int(h) for h in self.hidden),
                                                       self.n_bits, max(1, n_classes)))
         self.net_ = net.to(self._device)
 
@@ -307,13 +307,13 @@ class SHREWD(CodeModel):
         X_t = torch.from_numpy(X).to(device)
         cls_t = torch.from_numpy(item_class).to(device)
         dist_t = torch.from_numpy(self.label_distance_).to(device)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.random_state)
         target = torch.distributions.Beta(torch.tensor(float(self.beta_a)), torch.tensor(float(self.beta_a)))
         optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         self.history_ = []
         self.net_.train()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)          # the Beta target samples
+            torch.manual_seed(self.random_state)          # the Beta target samples
             for epoch in range(1, self.epochs + 1):
                 sums = {"loss": 0.0, "sim": 0.0, "kl": 0.0, "cls": 0.0}
                 n_seen = 0
@@ -363,7 +363,7 @@ class SHREWD(CodeModel):
     def _order_bits(self, bits: np.ndarray, item_class: np.ndarray) -> np.ndarray:
         if self.bit_order == "trained" or len(bits) < 2:
             return np.arange(self.n_bits)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.random_state)
         m = int(self.n_order_pairs)
         i = rng.integers(0, len(bits), size=m)
         j = rng.integers(0, len(bits) - 1, size=m)
