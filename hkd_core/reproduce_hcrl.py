@@ -14,7 +14,11 @@
    * ``digits``: 1,797 rows, 10 flat labels (the paper skips Table 2 on flat MNIST; labels
      alone are what we have here), and
    * ``synthetic``: 16 Gaussian clusters with the label hierarchy 2 > 4 > 8 > 16
-     (hkd_core/datasets/synthetic.py); classes = leaves and all their ancestors.
+     (hkd_core/datasets/synthetic.py); classes = leaves and all their ancestors; and
+   * ``mammals``: the 1,182 WordNet mammal synsets, their shipped 10-d Poincare embedding as
+     features (every method treats it as Euclidean), labels = each synset's ancestor at depth 4
+     below mammal.n.01 (groups under 5 merged upward: 67 classes) with the WordNet tree above
+     them (the labels of hkd_core/reproduce_shrewd.py); classes = labels and their ancestors.
    Protocol (hkd_core.benchmark.protocol): fit on the training rows; every method chooses its
    tree shape among TREE_SHAPES by its seed-0 F-score on the validation rows (both shapes have
    16 leaves); mean ± sd over seeds of the F-score on the test rows.
@@ -34,7 +38,7 @@ PAPER_TABLE2 = {   # F-score, mean ± 95 % CI over 10 runs: CIFAR-100 (depth 3),
 PAPER_GROUPS = ((4, 7, 9), (3, 8), (0, 2, 4))
 TREE_SHAPES = ((4, 3), (2, 5))       # (K children per node, levels including the root)
 METHODS = ("HCRL", "HKM", "RGMM")
-DATASETS = ("digits", "synthetic")
+DATASETS = ("digits", "synthetic", "mammals")
 
 
 class RecursiveGMM:
@@ -70,14 +74,17 @@ class RecursiveGMM:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         codes = np.zeros((len(X), self.depth), dtype=np.int64)
-        for i, x in enumerate(X):
-            prefix = ()
-            for d in range(self.depth):
-                if prefix not in self.nodes_:
-                    break
-                gmm, rank = self.nodes_[prefix]
-                codes[i, d] = rank[int(gmm.predict(x[None])[0])]
-                prefix += (int(codes[i, d]),)
+
+        def descend(prefix: tuple, rows: np.ndarray):
+            if prefix not in self.nodes_ or not len(rows):
+                return
+            gmm, rank = self.nodes_[prefix]
+            digits = rank[gmm.predict(X[rows])]
+            codes[rows, len(prefix)] = digits
+            for digit in range(self.K):
+                descend(prefix + (digit,), rows[digits == digit])
+
+        descend((), np.arange(len(X)))
         return codes
 
 
@@ -86,7 +93,15 @@ def load(name: str, quick: bool):
 
     if name == "digits":
         return load_dataset("digits", **({"limit": 300} if quick else {}))
-    return load_dataset("synthetic", **({"n_per_cluster": 20} if quick else {}))
+    if name == "synthetic":
+        return load_dataset("synthetic", **({"n_per_cluster": 20} if quick else {}))
+    from hkd_core.datasets.wordnet import load_mammals
+
+    ds = load_mammals(label_depth=4, label_min_group=5)
+    if quick:
+        rows = np.sort(np.random.default_rng(0).permutation(ds.n)[:300])
+        ds = ds.subset(rows, ds.name)
+    return ds
 
 
 def _hcrl_params(K: int, levels: int, epochs: int | None, quick: bool) -> dict:
