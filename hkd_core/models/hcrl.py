@@ -5,7 +5,8 @@
 Generative process (paper sec. 3.1), for a tree of ``levels`` = L levels (root = level 1):
 
     zeta ~ nested stick-breaking over the tree     v_i ~ Beta(1, gamma) per node
-    eta  ~ Dirichlet(alpha)                        level proportion (one per data point)
+    eta  ~ Dirichlet(alpha)                        level proportion (one per data point;
+                                                   alpha = ``level_concentration``)
     l    ~ Multinomial(eta)                        level on the path
     z    ~ N(mu_{zeta_l}, diag sigma^2_{zeta_l})   every node, internal or leaf, emits z
     x    ~ N(mu_x(z), diag sigma_x^2(z))           decoder f_theta
@@ -251,7 +252,9 @@ class HCRL(CodeModel):
     levels : tree levels including the root (the paper's L: "HCRL2-L3", "-L4"), >= 2.
     latent_dim : J, the embedding width. hidden : encoder widths (decoder mirrored).
     gamma : stick-breaking concentration of the nested prior, Beta(1, gamma).
-    alpha : Dirichlet concentration of the level proportion's prior (the same for every level).
+    level_concentration : the paper's alpha, the Dirichlet concentration of the level
+        proportion's prior (the same for every level; named apart from HKD's ``alpha``, which
+        the app's controls pass to every coder).
     n_inner : alternations of the closed-form q(zeta|x), q(l|x) updates per step.
     pretrain_epochs : epochs of the deterministic autoencoder before the tree is initialised.
     epochs, batch_size, lr : Adam training of the ELBO.
@@ -262,7 +265,8 @@ class HCRL(CodeModel):
     model_name = "hcrl"
 
     def __init__(self, K: int = 4, D: int = 16, levels: int = 3, latent_dim: int = 10,
-                 hidden: tuple = (128,), gamma: float = 1.0, alpha: float = 1.0, n_inner: int = 3,
+                 hidden: tuple = (128,), gamma: float = 1.0, level_concentration: float = 1.0,
+                 n_inner: int = 3,
                  pretrain_epochs: int = 20, epochs: int = 100, batch_size: int = 128,
                  lr: float = 1e-3, seed: int = 0, device: str = "auto",
                  n_threads: int | None = 1):
@@ -272,7 +276,7 @@ class HCRL(CodeModel):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.gamma = gamma
-        self.alpha = alpha
+        self.level_concentration = level_concentration
         self.n_inner = n_inner
         self.pretrain_epochs = pretrain_epochs
         self.epochs = epochs
@@ -298,7 +302,7 @@ class HCRL(CodeModel):
         for width in self.hidden:
             check_int("hidden width", width, 1)
         check_float("gamma", self.gamma, 0.0, low_open=True)
-        check_float("alpha", self.alpha, 0.0, low_open=True)
+        check_float("level_concentration", self.level_concentration, 0.0, low_open=True)
         check_int("n_inner", self.n_inner, 1)
         check_int("pretrain_epochs", self.pretrain_epochs, 0)
         check_int("epochs", self.epochs, 1)
@@ -440,7 +444,7 @@ class HCRL(CodeModel):
         path_terms = (S * log_prior[None]).sum(1) - (S * torch.log(S + eps)).sum(1)
         emission = (S[:, :, None] * omega[:, None, :] * G).sum((1, 2))
         level_terms = (omega * e_log_eta).sum(1) - (omega * torch.log(omega + eps)).sum(1)
-        alpha_p = torch.full((self.levels,), float(self.alpha), device=x.device)
+        alpha_p = torch.full((self.levels,), float(self.level_concentration), device=x.device)
         kl_eta = dirichlet_kl(alpha_q, alpha_p)
         entropy_z = 0.5 * (logvar_z + math.log(2 * math.pi * math.e)).sum(1)
         kl_v = net.prior.kl_sticks() / n_total
