@@ -110,3 +110,14 @@ def test_hierarchical_f_score_hand_computed():
         (2 * 4 / 5 + 2 * 4 / 7 + 2 / 3) / 5)
     # a perfect tree scores 1
     assert hierarchical_f_score(codes[:4], ["a", "a", "b", "c"]) == pytest.approx(1.0)
+
+
+def test_benchmark_lists_hcrl_and_reports_its_f_score():
+    from hkd_core.benchmark.run import CoderSpec, default_coders, run_benchmark
+
+    assert "hcrl" in [c.label for c in default_coders()]
+    coders = [CoderSpec("hcrl", "hcrl", {"pretrain_epochs": 2}), CoderSpec("hkm K=4", "hkm", {"K": 4})]
+    result = run_benchmark(["digits"], coders=coders, seeds=(0,), quick=True)
+    rows = result["datasets"]["digits"]["by_metric"]["euclidean"]
+    for label in ("hcrl", "hkm K=4"):
+        assert 0.0 < rows[label]["hf_score"]["mean"] <= 1.0
