@@ -18,6 +18,7 @@ MODEL_FLAGS = {
     "optimizer": str, "device": str, "activation": str, "composition": str,
     "n_iter": int, "n_init": int, "max_beam_size": int,   # rq (faiss residual quantiser)
     "latent_dim": int, "commitment": float,                # rqvae
+    "levels": int, "gamma": float, "pretrain_epochs": int,  # hcrl
     "lambda_sim": float, "lambda_kl": float, "lambda_cls": float,   # shrewd / shred
     "metric": str,   # HKD's distance in p_{j|i} (default: --knn-metric, else the data's geometry)
 }
@@ -82,12 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rewrite this file's results table (between its benchmark markers)")
 
     rep = sub.add_parser("reproduce", help="print the paper's tables")
-    rep.add_argument("experiment", choices=("synthetic", "mammals", "shrewd"),
-                     help="shrewd: SHREWD's Table 1 ablation (hkd_core/reproduce_shrewd.py)")
+    rep.add_argument("experiment", choices=("synthetic", "mammals", "shrewd", "hcrl"),
+                     help="shrewd: SHREWD's Table 1 ablation (hkd_core/reproduce_shrewd.py); "
+                          "hcrl: HCRL's digit grouping and Table 2 ordering (reproduce_hcrl.py)")
     rep.add_argument("--features", default="gloss", choices=("gloss", "poincare", "cifar100"),
                      help="shrewd: the feature set (default gloss: WordNet mammal glosses)")
-    rep.add_argument("--seeds", type=int, default=3, help="shrewd: model seeds (default 3)")
-    rep.add_argument("--quick", action="store_true", help="shrewd: 1 seed, 3 epochs (tests)")
+    rep.add_argument("--seeds", type=int, default=3, help="shrewd, hcrl: model seeds (default 3)")
+    rep.add_argument("--quick", action="store_true",
+                     help="shrewd: 1 seed, 3 epochs; hcrl: small data, 1 seed, 2 epochs (tests)")
     rep.add_argument("--data-dir", help="shrewd --features cifar100: the archive's directory")
     rep.add_argument("--json", help="also write the tables' numbers to this file")
     rep.add_argument("--seed", type=int, default=0)
@@ -170,6 +173,9 @@ def main(argv=None) -> int:
             from hkd_core.reproduce_shrewd import main as reproduce_shrewd
             return reproduce_shrewd(args.features, args.seeds, args.epochs, args.quick,
                                     args.json, args.data_dir)
+        if args.command == "reproduce" and args.experiment == "hcrl":
+            from hkd_core.reproduce_hcrl import main as reproduce_hcrl
+            return reproduce_hcrl(args.seeds, args.epochs, args.quick, args.json)
         if args.command == "reproduce":
             from hkd_core.reproduce import reproduce
             return reproduce(args.experiment, json_path=args.json, seed=args.seed, epochs=args.epochs,
@@ -253,6 +259,9 @@ def cmd_train(args) -> int:
     print(format_share_table({model: m}))
     if m.get("reconstruction_mse") is not None:
         print(f"reconstruction MSE {m['reconstruction_mse']:.6g}")
+    if m.get("hierarchical_f_score") is not None:
+        print(f"hierarchical clustering F-score {m['hierarchical_f_score']:.4f} (HCRL Table 2: "
+              "the code tree's nodes against the test labels and their ancestors)")
     if m.get("mahp250") is not None:
         print(f"mAHP@250 {m['mahp250']:.4f}  mAP {m['map']:.4f}  (Hamming ranking of the test rows, "
               "ties averaged)" if m.get("map") is not None else f"mAHP@250 {m['mahp250']:.4f}")

@@ -203,3 +203,58 @@ def hierarchy_agreement(codes: np.ndarray, lca_depth, n_pairs: int = 20000, seed
     if np.ptp(shared) == 0 or np.ptp(depth) == 0:
         return None
     return float(spearmanr(shared, depth).statistic)
+
+
+# -- hierarchical clustering F-score (HCRL paper, Table 2) ----------------------------------------
+
+def hierarchical_f_score(codes, labels, hierarchy: dict | None = None,
+                         depth: int | None = None) -> float:
+    """Micro-averaged F-score of a code tree against (hierarchical) class labels, the measure of
+    HCRL's Table 2 ("micro-averaged F-scores ... following Xie et al."). The paper prints no
+    formula; this is the standard F-measure of a hierarchical clustering (Larsen & Aone 1999,
+    Zhao & Karypis 2002):
+
+        F = sum_c (n_c / sum_c' n_c') * max_{v in tree} 2 P(c,v) R(c,v) / (P(c,v) + R(c,v))
+        P(c, v) = |c & v| / |v|,   R(c, v) = |c & v| / |c|
+
+    Clusters v: every node of the code tree, i.e. every distinct prefix codes[:, :N] for
+    N = 0..depth (N = 0 is the root, all rows; default depth = code length). Classes c: every
+    label, and, with ``hierarchy`` (child -> parent), every ancestor of a label, except a class
+    holding every row (it would match the root trivially). Each class is weighted by its size
+    (micro-average), so with a hierarchy a row counts once per level it belongs to."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or len(codes) != len(labels):
+        raise ValueError(f"codes must be (n, D) with one label per row, got {codes.shape} and "
+                         f"{len(labels)} labels")
+    n = len(codes)
+    if n == 0:
+        raise ValueError("hierarchical_f_score needs at least one row")
+    depth = codes.shape[1] if depth is None else int(depth)
+    if not 0 <= depth <= codes.shape[1]:
+        raise ValueError(f"depth must be in [0, {codes.shape[1]}], got {depth}")
+    labels = [str(v) for v in labels]
+    hierarchy = {str(k): str(v) for k, v in (hierarchy or {}).items()}
+    members: dict[str, set] = {}
+    for i, lab in enumerate(labels):
+        node, seen = lab, set()
+        while node is not None and node not in seen:
+            seen.add(node)
+            members.setdefault(node, set()).add(i)
+            node = hierarchy.get(node)
+    classes = [np.fromiter(rows, dtype=np.int64) for rows in members.values() if len(rows) < n]
+    if not classes:          # one label only: the class is everyone
+        classes = [np.arange(n)]
+    clusters = []
+    for N in range(depth + 1):
+        ids = _prefix_ids(codes, N)
+        clusters.append((ids, np.bincount(ids)))
+    total = sum(len(c) for c in classes)
+    score = 0.0
+    for rows in classes:
+        best = 0.0
+        for ids, sizes in clusters:
+            inter = np.bincount(ids[rows], minlength=len(sizes))
+            f = 2.0 * inter / (sizes + len(rows))       # = 2PR / (P + R)
+            best = max(best, float(f.max()))
+        score += len(rows) / total * best
+    return float(score)

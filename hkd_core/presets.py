@@ -78,6 +78,15 @@ CODER_SETTINGS: dict[str, dict] = {
     # below 2 rows (the library's threshold_ema_dead_code), EMA decay 0.8 (library default).
     "rqvae": dict(commitment=0.25, kmeans_init=True, latent_dim=32, hidden=(128,), lr=1e-3,
                   batch_size=128, epochs=100, dead_code_threshold=2.0, ema_decay=0.8),
+    # HCRL (002, HCRL2). Paper: a tree of 3 levels including the root ("depth of three" for
+    # CIFAR-100 in Table 2, three levels in the MNIST Figure 1), every internal node emitting z,
+    # Beta(1, gamma) sticks, a Dirichlet prior on the level proportion. Ours (the main text gives
+    # no values; its supplement is not here): K = 4 children per node (the paper grows the tree
+    # instead; 4 x 4 = 16 leaf paths), gamma = 1, alpha (level_concentration) = 1, latent width 10, one hidden layer of
+    # 128, 20 autoencoder pretraining epochs, Adam lr 1e-3, batch 128, 100 epochs. Codes have
+    # levels - 1 = 2 digits, padded with zeros to D.
+    "hcrl": dict(K=4, levels=3, gamma=1.0, level_concentration=1.0, latent_dim=10, hidden=(128,),
+                 pretrain_epochs=20, lr=1e-3, batch_size=128, epochs=100),
 }
 
 GENERIC_KEYS = ("K", "D", "random_state")

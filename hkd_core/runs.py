@@ -28,8 +28,8 @@ import numpy as np
 import hkd_core
 from hkd_core.benchmark.protocol import Split, make_split
 from hkd_core.datasets import Dataset, load_dataset
-from hkd_core.metrics import (evaluate, mean_average_hierarchical_precision,
-                              mean_average_precision)
+from hkd_core.metrics import (evaluate, hierarchical_f_score,
+                              mean_average_hierarchical_precision, mean_average_precision)
 from hkd_core.models import make_model
 from hkd_core.models.base import label_fit_kwargs
 from hkd_core.presets import HKD_FAMILY, default_params
@@ -119,6 +119,10 @@ def train_run(dataset: str, model: str, params: dict | None = None,
             metrics["map"] = mean_average_precision(retrieval, evaluated.labels)
         except ValueError:          # no test label occurs twice: no query has a relevant item
             metrics["map"] = None
+    if evaluated.labels is not None:
+        # HCRL's Table 2 measure: the code tree against the labels (and their ancestors)
+        metrics["hierarchical_f_score"] = hierarchical_f_score(codes, evaluated.labels,
+                                                               ds.hierarchy)
     metrics.update({"dataset": dataset, "model": model, "fit_seconds": seconds, "split": "test",
                     "split_seed": split_seed,
                     "split_sizes": {part: int(len(rows)) for part, rows in split.as_dict().items()}})

@@ -116,6 +116,14 @@ def format_dataset(key: str, entry: dict, recommended: str | None = None, anchor
                          + f"{_ms(r['auc']):>13}"
                          + (f"{_ms(r['agreement']):>13}" if entry["has_tree"] else "")
                          + f"{g:>22}{r['full_code_collisions']['mean']:>9.1f}{cpu:>11.2f}{ratio:>12}")
+        if any("hf_score" in r for r in rows.values()):
+            lines.append("")
+            lines.append("hierarchical clustering F-score of the test rows (HCRL Table 2: every "
+                         "code-prefix node against the labels and their ancestors)")
+            lines.append(f"{'coder':<22}{'F-score':>15}")
+            for name, r in rows.items():
+                if "hf_score" in r:
+                    lines.append(f"{name:<22}{_ms(r['hf_score'], 4):>15}")
         if any("mahp250" in r for r in rows.values()):
             lines.append("")
             lines.append("hierarchical retrieval of the test rows (Hamming ranking, ties averaged; "

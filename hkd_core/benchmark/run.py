@@ -18,7 +18,7 @@ import numpy as np
 
 from hkd_core.benchmark.protocol import DATABASE, Split, make_split
 from hkd_core.metrics import (best_share_at_reduction, evaluate, frontier_auc,
-                              hierarchy_agreement, input_neighbours)
+                              hierarchical_f_score, hierarchy_agreement, input_neighbours)
 
 LEVELS = (0.8, 0.9, 0.95)
 KS = (5, 10)
@@ -143,7 +143,8 @@ def default_coders() -> list[CoderSpec]:
                CoderSpec("random", "random", baseline=True)]
     # coders of the other systems (issue 12): RQ-VAE semantic IDs; SHREWD / SHRED hash codes,
     # which learn from labels + a label hierarchy and are skipped on data without them
-    for name in ("rqvae", "shrewd", "shred"):
+    # HCRL (hcrl.py): a VAE with a hierarchical Gaussian mixture prior, code = tree path
+    for name in ("rqvae", "shrewd", "shred", "hcrl"):
         if name in MODEL_SPECS:
             coders.append(CoderSpec(name, name))
     return coders
@@ -282,6 +283,8 @@ def summarise(test_runs: list[dict]) -> dict:
         "neighbour_recall": min(r.get("neighbour_recall", 1.0) for r in test_runs),
         "neighbour_search": first.get("neighbour_search"),
     }
+    if "hf_score" in first:
+        out["hf_score"] = mean_spread([r["hf_score"] for r in test_runs])
     if "mahp250" in first:
         out["mahp250"] = mean_spread([r["mahp250"] for r in test_runs])
         out["map"] = mean_spread([r["map"] for r in test_runs])
@@ -359,6 +362,10 @@ def run_benchmark(dataset_keys, coders: list[CoderSpec] | None = None, seeds=(0,
                             t["agreement"] = hierarchy_agreement(fit["test"], lca_test, seed=seed)
                         if label_tree:
                             t.update(hierarchical_retrieval(fit, test_labels, ds.hierarchy))
+                        if ds.labels is not None:
+                            # HCRL's Table 2: the code tree against labels (+ their ancestors)
+                            t["hf_score"] = hierarchical_f_score(
+                                fit["test"], [ds.labels[i] for i in split.test], ds.hierarchy)
                         test_runs.append(t)
                     val = np.mean([validation_score(v) for v in val_runs], axis=0)
                     candidates.append({"setting": setting, "validation_score": val.tolist(),

@@ -22,6 +22,9 @@ MODEL_SPECS: dict[str, tuple[str, str, dict]] = {
     # only) and SHRED (plus a classification loss); fit needs labels and a hierarchy
     "shrewd": ("hkd_core.models.shrewd", "SHREWD", {}),
     "shred": ("hkd_core.models.shrewd", "SHREWD", {"lambda_cls": 1.0}),
+    # a VAE whose prior is a hierarchical Gaussian mixture over a fixed K-ary tree (hcrl.py, the
+    # HCRL paper's HCRL2 without GROW/PRUNE); code = the most probable path, zero-padded to D
+    "hcrl": ("hkd_core.models.hcrl", "HCRL", {}),
     "random": ("hkd_core.models.random_codes", "RandomCodes", {}),
     # a tree of normalised cuts of HKD's p_{j|i} graph or k-means splits (chosen in fit), digit
     # by digit, new rows coded by p_{j|i} votes (cut_tree.py), and its ablations: always
