@@ -2,8 +2,7 @@
 with small settings so each check fits in a fraction of a second.
 
 Expected failures: none today. (shrewd/shred are left out: they need labels and a label
-hierarchy in fit, which the generic checks cannot give; rqvae and the neural baselines are left
-out for time, their input checks are the same CodeModel/check_features code.)
+hierarchy in fit, which the generic checks cannot give.)
 """
 from __future__ import annotations
 
@@ -20,6 +19,10 @@ ESTIMATORS = [
     make_model("hkd-cuttree", K=2, D=2),
     make_model("hkd", K=2, D=2, epochs=1, hidden=(8,), n_kmeans_exemplars=10, n_random_exemplars=10,
                perplexities=(5.0,), batch_size=16),
+    make_model("dccl", K=2, D=2, epochs=1),
+    make_model("kd", K=2, D=2, epochs=1),
+    make_model("rqvae", K=2, D=2, epochs=1),
+    make_model("hcrl", K=2, levels=3, epochs=1),
 ]
 EXPECTED_FAILED_CHECKS: dict = {}
 
