@@ -474,3 +474,34 @@ def test_a_file_over_the_limit_is_refused_in_the_page(dash_duo, cache_dir, tmp_p
     dash_duo.wait_for_contains_text("#upload-error", "Upload rejected: 'big.csv' is 50.0 MB", timeout=30)
     assert dash_duo.find_element("#upload-error").is_displayed()
     assert "the limit is 50.0 MB" in dash_duo.find_element("#upload-error").text
+
+
+def test_an_upload_over_the_old_200k_row_limit_is_drawn_at_once(dash_duo, tmp_path):
+    """250,000 rows (above the old 200k limit): the first map (PCA, coloured by label while the
+    codes train in the background) is drawn without waiting for any model or metric."""
+    import pandas as pd
+
+    n = 250_000
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 5, (8, 6)).astype(np.float32)
+    label = rng.integers(0, 8, n)
+    X = centres[label] + rng.normal(0, 1, (n, 6)).astype(np.float32)
+    frame = pd.DataFrame({"label": [f"c{k}" for k in label], "embedding": list(X)})
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path, index=False)
+    app = create_app(cache_dir=str(tmp_path / "cache"), default_dataset="synthetic", dataset_options=SMALL,
+                     controls={"model": "hkm", "K": 4, "D": 4}, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
+    started = time.time()
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(path))
+    dash_duo.wait_for_contains_text("#map-caption", "big.parquet", timeout=240)
+    assert "coloured by label (codes are being trained)" in dash_duo.find_element("#map-caption").text
+    drawn = wait_until(lambda: dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#map .js-plotly-plot');"
+        "return gd._fullData[0].x.length === 250000 && gd._fullData[0].marker.color.length"), timeout=120)
+    assert drawn == n
+    img = map_image(dash_duo)
+    assert (np.abs(np.diff(img.reshape(-1, 3), axis=0)).sum(1) > 0).mean() > 0.01     # points drawn
+    print(f"upload of {n:,} rows to first map: {time.time() - started:.0f} s")
+    dash_duo.find_element("#cancel-button").click()           # stop the background fit
