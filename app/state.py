@@ -112,6 +112,33 @@ def model_params(model: str, dataset_key: str, dataset, controls: dict) -> dict:
     return {k: v for k, v in params.items() if k in accepted}
 
 
+class Memo:
+    """The one in-memory cache of the workspace: the ``maxsize`` most recently used values,
+    thread-safe; ``build`` runs outside the lock and a None it returns is not kept."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get_or_build(self, key, build):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        if value is not None:
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
+        return value
+
+
 class Workspace:
     def __init__(self, cache_dir: str | None = None, dataset_options: dict | None = None,
                  control_overrides: dict | None = None, projection: str | None = None):
@@ -122,8 +149,8 @@ class Workspace:
         self.dataset_options = dataset_options or {}  # key -> loader kwargs (tests use small data)
         self._datasets: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
-        self._results: OrderedDict[str, dict] = OrderedDict()
-        self._derived: OrderedDict[tuple, object] = OrderedDict()
+        self._results = Memo(8)            # result key -> {codes, metrics, meta}
+        self._derived = Memo(32)           # (result key, what) -> prefix index, colours, payloads...
         self._lock = threading.RLock()
 
     # A Workspace crosses to a background job process as its configuration: the job opens the
@@ -220,17 +247,8 @@ class Workspace:
         return model_key(self.fingerprint(dataset_key), model, params)
 
     def result(self, key: str) -> dict | None:
-        with self._lock:
-            if key in self._results:
-                self._results.move_to_end(key)
-                return self._results[key]
-        res = self.store.get_result(key)
-        if res is not None:
-            with self._lock:
-                self._results[key] = res
-                while len(self._results) > 8:
-                    self._results.popitem(last=False)
-        return res
+        """A stored result (None when it is not in the store; a miss is not memoised)."""
+        return self._results.get_or_build(key, lambda: self.store.get_result(key))
 
     def has_result(self, key: str) -> bool:
         return key in self._results or key in self.store
@@ -341,13 +359,4 @@ class Workspace:
 
     def derived(self, key: tuple, build):
         """Small in-memory memo for per-result derived data (prefix index, code strings...)."""
-        with self._lock:
-            if key in self._derived:
-                self._derived.move_to_end(key)
-                return self._derived[key]
-        value = build()
-        with self._lock:
-            self._derived[key] = value
-            while len(self._derived) > 32:
-                self._derived.popitem(last=False)
-        return value
+        return self._derived.get_or_build(key, build)
