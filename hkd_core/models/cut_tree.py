@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hkd_core.metrics import evaluate, frontier_auc
 from hkd_core.models.base import (CodeModel, ProgressCallback, check_choice, check_float,
-                                  check_int, check_X)
+                                  check_int)
 from hkd_core.models.exemplars import EQ8_METRICS, calibrate_affinities, input_distances
 from hkd_core.models.torch_utils import check_features
 from hkd_core.neighbours import kneighbors

@@ -67,7 +67,6 @@ from hkd_core.models.base import (
     ProgressCallback,
     check_float,
     check_int,
-    check_X,
     choose_device,
 )
 from hkd_core.models.modules import mlp
@@ -320,7 +319,7 @@ class HCRL(CodeModel):
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "HCRL":
         self._validate_params()
-        X = check_X(X)
+        X = self._validate_fit_X(X)
         if len(X) < self.K:
             raise ValueError(f"hcrl needs at least K={self.K} training rows, got {len(X)}")
         with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):

@@ -28,7 +28,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from hkd_core.models.base import CodeModel, ProgressCallback, check_choice, check_int, check_X
+from hkd_core.models.base import CodeModel, ProgressCallback, check_choice, check_int
 from hkd_core.models.dccl import MAX_D, MAX_K, check_features
 
 METRICS = ("euclidean",)

@@ -16,7 +16,7 @@ import hashlib
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from hkd_core.models.base import CodeModel, ProgressCallback, check_int, check_X
+from hkd_core.models.base import CodeModel, ProgressCallback, check_int
 from hkd_core.models.dccl import MAX_D, MAX_K, check_features
 
 _BYTES_PER_DIGIT = 8    # 64 random bits per digit: the modulo bias for K <= 1024 is < 1e-16

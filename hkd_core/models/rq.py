@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from hkd_core.models.base import CodeModel, ProgressCallback, check_choice, check_int, check_X
+from hkd_core.models.base import CodeModel, ProgressCallback, check_choice, check_int
 from hkd_core.models.torch_utils import check_features
 
 METRICS = ("euclidean",)

@@ -44,7 +44,6 @@ from hkd_core.models.base import (
     ProgressCallback,
     check_float,
     check_int,
-    check_X,
     choose_device,
 )
 from hkd_core.models.modules import mlp

@@ -65,7 +65,6 @@ from hkd_core.models.base import (
     check_choice,
     check_float,
     check_int,
-    check_X,
     choose_device,
 )
 from hkd_core.models.modules import mlp

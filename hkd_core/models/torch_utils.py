@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from sklearn.utils.validation import check_is_fitted
 
-from hkd_core.models.base import CodeModel, check_int, check_X
+from hkd_core.models.base import CodeModel, check_int
 
 def check_device(device) -> str:
     """'auto', 'cpu', 'cuda' or 'cuda:N'; a CUDA device must exist."""
