@@ -759,6 +759,39 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         key = ws.add_upload(ds, filename)
         return "", True, ws.dataset_choices(), key
 
+    @app.callback(
+        Output("upload-error", "children", allow_duplicate=True), Output("upload-error", "hidden", allow_duplicate=True),
+        Output("dataset-select", "options", allow_duplicate=True), Output("dataset-select", "value", allow_duplicate=True),
+        Input("hierarchy-upload", "contents"), State("hierarchy-upload", "filename"), State("dataset-select", "value"),
+        prevent_initial_call=True,
+    )
+    def on_hierarchy_upload(contents, filename, dataset_key):
+        """A parent-child file for the labels of the upload on the page: stored as a data set of
+        its own (the same rows, now with a label hierarchy: shrewd/shred and the hierarchy
+        metrics can use it)."""
+        import dataclasses
+
+        from hkd_core.uploads import UploadError, parse_label_hierarchy
+
+        if contents is None:
+            raise PreventUpdate
+        if not dataset_key or not str(dataset_key).startswith("upload:"):
+            return ("Upload rejected: a label hierarchy goes with an uploaded data set; choose or upload "
+                    "one first", False, no_update, no_update)
+        ds = ws.dataset(dataset_key)
+        if ds.labels is None:
+            return "Upload rejected: the shown upload has no label column to arrange", False, no_update, no_update
+        try:
+            tree = parse_label_hierarchy(filename or "", contents, ds.labels)
+        except UploadError as exc:
+            return f"Upload rejected: {exc}", False, no_update, no_update
+        info = ws.store.uploads().get(dataset_key.split(":", 1)[1], {})
+        name = f"{info.get('filename', ds.name)} + {filename}"
+        with_tree = dataclasses.replace(ds, hierarchy=tree, name=f"upload:{name}",
+                                        description=ds.description + f", label hierarchy from {filename}")
+        key = ws.add_upload(with_tree, name)
+        return "", True, ws.dataset_choices(), key
+
     # -- export -------------------------------------------------------------------------------------
     @app.callback(
         Output("export-format", "options"), Output("export-format", "value"),

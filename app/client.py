@@ -36,9 +36,13 @@ class CallbackClient:
 
     def key(self, output_prefix: str, first_input: str | None = None) -> str:
         """The callback-map key of the one callback whose outputs start with ``output_prefix``
-        (and whose first input property is ``first_input``, when several do)."""
+        (and whose first input is ``first_input``, "prop" or "id.prop", when several do)."""
+        def first(v):
+            item = v["inputs"][0]
+            return first_input in (item["property"], f"{item['id']}.{item['property']}")
+
         matches = [k for k, v in self.app.callback_map.items() if k.startswith(output_prefix)
-                   and (first_input is None or v["inputs"][0]["property"] == first_input)]
+                   and (first_input is None or first(v))]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} callbacks match {output_prefix!r}: {matches[:3]}")
         return matches[0]

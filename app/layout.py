@@ -66,6 +66,8 @@ def controls_card(dataset_options, default_dataset, model_names, controls):
                    children=html.Div(["Drop or ", html.A("choose"), " a CSV / NPY / Parquet file"])),
         html.Div(id="upload-error", className="alert", role="alert", hidden=True,
                  **{"data-max-bytes": str(MAX_UPLOAD_BYTES)}),       # assets/upload_limit.js reads it
+        dcc.Upload(id="hierarchy-upload", className="upload small", multiple=False,
+                   children=html.Div(["+ a label hierarchy for the shown upload ('PARENT CHILD' per line)"])),
         html.Div(id="dataset-info", className="muted small"),
         _field("Model", dcc.Dropdown(id="model-select", value=controls["model"], clearable=False,
                                      options=[{"label": m, "value": m} for m in model_names])),

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--wordnet-root", metavar="SYNSET",
                      help="the WordNet noun subtree under SYNSET (e.g. dog.n.01), embedded in the "
                           "Poincare ball first (cached)")
+    train.add_argument("--hierarchy", metavar="FILE",
+                       help="with --data: the labels' hierarchy, 'PARENT CHILD' per line (default: "
+                            "FILE.parent-child.txt beside the data file, when there is one)")
     src.add_argument("--data-metric", choices=("euclidean", "poincare"),
                      help="--data: the file's geometry (default: euclidean unless the file name "
                           "says poincare/hyperbolic)")
@@ -217,7 +220,7 @@ def cmd_train(args) -> int:
         given = ", ".join(f"{k} {v}" for k, v in sources.items()) or "none"
         raise ValueError("train needs exactly one of --dataset NAME, --data FILE or "
                          f"--wordnet-root SYNSET (given: {given})")
-    for flag, attr, source in (("--data-metric", "data_metric", "--data"),
+    for flag, attr, source in (("--data-metric", "data_metric", "--data"), ("--hierarchy", "hierarchy", "--data"),
                                ("--wordnet-dim", "wordnet_dim", "--wordnet-root"),
                                ("--wordnet-epochs", "wordnet_epochs", "--wordnet-root")):
         if getattr(args, attr) is not None and source not in sources:
@@ -233,7 +236,7 @@ def cmd_train(args) -> int:
     if args.data is not None:
         if options:
             raise ValueError(f"dataset option(s) {sorted(options)} do not apply to --data")
-        data = read_data_file(args.data, args.data_metric)
+        data = read_data_file(args.data, args.data_metric, args.hierarchy)
         dataset = data.name
         options = {"path": os.path.abspath(args.data)}
         for warning in data.extra.get("warnings", []):
@@ -315,21 +318,11 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
-def read_data_file(path: str, metric: str | None = None):
-    """A user's embedding file as a Dataset, through the app's upload parser and its limits."""
-    from hkd_core.uploads import MAX_UPLOAD_BYTES, UploadError, parse_embedding_upload
+def read_data_file(path: str, metric: str | None = None, hierarchy: str | None = None):
+    """A user's embedding file as a Dataset (hkd_core.uploads.read_embedding_file)."""
+    from hkd_core.uploads import read_embedding_file
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--data {path!r}: no such file")
-    size = os.path.getsize(path)
-    if size > MAX_UPLOAD_BYTES:   # checked before reading: the parser's limit, without the memory
-        raise UploadError(f"{os.path.basename(path)!r} is too large ({size / 2**20:.1f} MB); "
-                          f"the limit is {MAX_UPLOAD_BYTES / 2**20:.1f} MB")
-    with open(path, "rb") as fh:
-        content = fh.read()
-    # a file on the user's own disk: its image paths may be read relative to its folder
-    return parse_embedding_upload(os.path.basename(path), content, metric=metric,
-                                  image_root=os.path.dirname(os.path.abspath(path)))
+    return read_embedding_file(path, metric=metric, hierarchy=hierarchy)
 
 
 def cmd_neighbours(args) -> int:

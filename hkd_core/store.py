@@ -54,6 +54,8 @@ def dataset_fingerprint(dataset) -> str:
     side = _side_parts(dataset)
     if side:                      # metadata or images: part of the data (no change to older keys)
         parts.append(_sha(*side))
+    if getattr(dataset, "hierarchy", None):      # a label hierarchy too
+        parts.append(_sha(sorted(dataset.hierarchy.items())))
     return _sha(*parts)
 
 
@@ -289,6 +291,8 @@ class ArtefactStore:
                 "filename": filename or _filename_of(dataset.name), "n": int(X.shape[0]),
                 "d": int(X.shape[1])}
         arrays = {"X": X}
+        if dataset.hierarchy:
+            info["hierarchy"] = dict(dataset.hierarchy)
         # metadata: text columns in the json half, numeric ones as arrays; thumbnails packed flat
         text_columns, number_columns = {}, []
         for j, (name, values) in enumerate(dataset.metadata_columns().items()):
@@ -350,7 +354,8 @@ class ArtefactStore:
 
                 extra["images"] = unpack_thumbnails(arrays["thumb_bytes"], arrays["thumb_offsets"])
             return Dataset(name=info["name"], X=arrays["X"], names=info["names"], labels=info["labels"],
-                           metric=info["metric"], description=info.get("description", ""), extra=extra)
+                           metric=info["metric"], description=info.get("description", ""), extra=extra,
+                           hierarchy=info.get("hierarchy"))
         except (KeyError, TypeError, ValueError):
             self._delete_entry("dataset:" + fingerprint)
             return None

@@ -822,3 +822,89 @@ def _mb(n: int) -> str:
 
 def _extension(filename: str) -> str:
     return os.path.splitext(filename)[1].lower()
+
+
+# ------------------------------------------------------------------------------- label hierarchy
+
+MAX_HIERARCHY_EDGES = 200_000
+
+
+def parse_label_hierarchy(filename: str, content: bytes | str, labels=None,
+                          max_bytes: int = MAX_UPLOAD_BYTES) -> dict[str, str]:
+    """A parent-child file as child -> parent names: one edge per line, ``PARENT CHILD``
+    separated by a tab, a comma or (when neither is there) white space, as in the shipped
+    ``cifar.parent-child.txt``; ``#`` starts a comment. The edges must form a forest (one parent
+    per node, no cycle), and every label of the data (``labels``) must be a node of it, so coders
+    that learn from a label hierarchy (shrewd, shred) and the hierarchy metrics can use it.
+    Every problem raises :class:`UploadError` naming the line."""
+    filename = _check_filename(filename) or "the hierarchy file"
+    data = decode_upload_content(content, max_bytes)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UploadError(f"{filename!r} is not UTF-8 text (undecodable byte at offset {err.start})") from None
+    parent: dict[str, str] = {}
+    edges = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        sep = "\t" if "\t" in line else "," if "," in line else None
+        parts = [p.strip() for p in (line.split(sep) if sep else line.split())]
+        if len(parts) != 2 or not all(parts):
+            raise UploadError(f"{filename!r} line {number}: expected 'PARENT CHILD', got {line[:80]!r}")
+        par, child = parts
+        if par == child:
+            raise UploadError(f"{filename!r} line {number}: {child!r} is its own parent")
+        if parent.setdefault(child, par) != par:
+            raise UploadError(f"{filename!r} line {number}: {child!r} has two parents "
+                              f"({parent[child]!r} and {par!r}); a label hierarchy must be a tree")
+        edges += 1
+        if edges > MAX_HIERARCHY_EDGES:
+            raise UploadError(f"{filename!r} has more than {MAX_HIERARCHY_EDGES:,} edges")
+    if not parent:
+        raise UploadError(f"{filename!r} holds no 'PARENT CHILD' lines")
+    for start in parent:                              # no cycles: every chain ends at a root
+        seen, node = {start}, start
+        while node in parent:
+            node = parent[node]
+            if node in seen:
+                raise UploadError(f"{filename!r}: the edges make a cycle through {node!r}")
+            seen.add(node)
+    if labels is not None:
+        nodes = set(parent) | set(parent.values())
+        missing = sorted(set(map(str, labels)) - nodes)
+        if missing:
+            raise UploadError(f"{len(missing)} label(s) of the data are not in {filename!r}: "
+                              f"{', '.join(map(repr, missing[:5]))}{' …' if len(missing) > 5 else ''}")
+    return parent
+
+
+def read_embedding_file(path: str, metric: str | None = None, hierarchy: str | None = None) -> Dataset:
+    """A user's embedding file on disk as a Dataset, through the upload parser and its limits
+    (the command line's ``--data``). Its image paths may be read relative to its own folder.
+    ``hierarchy``: a parent-child file for its labels; by default ``<path>.parent-child.txt``
+    (or ``<stem>.parent-child.txt``) beside it is read when it exists."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--data {path!r}: no such file")
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:   # checked before reading: the parser's limit, without the memory
+        raise UploadError(f"{os.path.basename(path)!r} is too large ({size / 2**20:.1f} MB); "
+                          f"the limit is {MAX_UPLOAD_BYTES / 2**20:.1f} MB")
+    with open(path, "rb") as fh:
+        ds = parse_embedding_upload(os.path.basename(path), fh.read(), metric=metric,
+                                    image_root=os.path.dirname(os.path.abspath(path)))
+    if hierarchy is None:
+        stem = os.path.splitext(path)[0]
+        hierarchy = next((c for c in (path + ".parent-child.txt", stem + ".parent-child.txt")
+                          if os.path.isfile(c)), None)
+    elif not os.path.isfile(hierarchy):
+        raise FileNotFoundError(f"--hierarchy {hierarchy!r}: no such file")
+    if hierarchy is not None:
+        if ds.labels is None:
+            raise UploadError(f"{os.path.basename(hierarchy)!r} is a label hierarchy, but "
+                              f"{os.path.basename(path)!r} has no label column")
+        with open(hierarchy, "rb") as fh:
+            ds.hierarchy = parse_label_hierarchy(os.path.basename(hierarchy), fh.read(), ds.labels)
+        ds.description += f", label hierarchy from {os.path.basename(hierarchy)}"
+    return ds

@@ -32,7 +32,8 @@ class Server(CallbackClient):
         super().__init__(app, self.loopback.url)
 
     def callback(self, output_prefix: str, values: dict, changed: str | None = None):
-        return self.call(output_prefix, values, changed)
+        first = "upload.contents" if output_prefix.startswith("..upload-error") else None
+        return self.call(output_prefix, values, changed, first_input=first)
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +232,26 @@ def test_load_bench_quick_runs_without_errors(capsys):
     assert bench.main(["--quick"]) == 0                   # no error in any request
     out = capsys.readouterr().out
     assert "p95 ms" in out and "tree click" in out and "entity search" in out
+
+
+def test_a_label_hierarchy_joins_an_upload_through_the_server(server):
+    csv = b"name,label,x,y\n" + b"".join(f"r{i},{'dog' if i % 2 else 'cat'},{i},{i % 3}\n".encode() for i in range(20))
+    status, text = server.callback("..upload-error.children", {"upload.contents": data_url(csv, "text/csv"),
+                                                                "upload.filename": "pets.csv"})
+    key = json.loads(text)["response"]["dataset-select"]["value"]
+    bad = data_url(b"animal dog\n")                                      # cat is missing
+    status, text = server.call("..upload-error.children@", {"hierarchy-upload.contents": bad,
+                                                             "hierarchy-upload.filename": "tree.txt",
+                                                             "dataset-select.value": key},
+                               first_input="hierarchy-upload.contents")
+    assert status == 200 and "not in 'tree.txt'" in text and "'cat'" in text
+    good = data_url(b"animal dog\nanimal cat\n")
+    status, text = server.call("..upload-error.children@", {"hierarchy-upload.contents": good,
+                                                             "hierarchy-upload.filename": "tree.txt",
+                                                             "dataset-select.value": key},
+                               first_input="hierarchy-upload.contents")
+    assert status == 200, text
+    new_key = json.loads(text)["response"]["dataset-select"]["value"]
+    assert new_key != key
+    server.app.workspace._datasets.clear()                               # read it back from the store
+    assert server.app.workspace.dataset(new_key).hierarchy == {"dog": "animal", "cat": "animal"}

@@ -435,3 +435,26 @@ def test_metadata_and_thumbnails_survive_the_store(tmp_path):
     assert back.extra["images"] == ds.extra["images"]
     other = parse_embedding_upload("v.parquet", parquet_bytes(frame.assign(kind=["p", "p", "p"])))
     assert dataset_fingerprint(other) != dataset_fingerprint(ds)       # metadata is part of the data
+
+
+# -- a label hierarchy for an upload ----------------------------------------------------------------
+
+def test_label_hierarchy_file_parses_and_names_its_problems(tmp_path):
+    from hkd_core.uploads import parse_label_hierarchy, read_embedding_file
+
+    tree = parse_label_hierarchy("h.txt", b"# parent child\nanimal dog\nanimal\tcat\nentity,animal\n",
+                                 labels=["dog", "cat", "dog"])
+    assert tree == {"dog": "animal", "cat": "animal", "animal": "entity"}
+    cases = [(b"a b\nc b\n", "two parents"), (b"a b\nb a\n", "cycle"), (b"a b c\n", "line 1"),
+             (b"a a\n", "its own parent"), (b"\n# only a comment\n", "no 'PARENT CHILD' lines"),
+             (b"animal dog\n", r"1 label\(s\) of the data are not in")]
+    for content, words in cases:
+        with pytest.raises(UploadError, match=words):
+            parse_label_hierarchy("h.txt", content, labels=["dog", "cat"] if b"dog" in content else None)
+    # the command line's --data reads FILE.parent-child.txt beside the data file
+    data = tmp_path / "pets.csv"
+    data.write_text("name,label,x,y\nrex,dog,1,2\ntom,cat,3,4\nfido,dog,1,3\n")
+    (tmp_path / "pets.parent-child.txt").write_text("animal dog\nanimal cat\n")
+    ds = read_embedding_file(str(data))
+    assert ds.hierarchy == {"dog": "animal", "cat": "animal"}
+    assert ds.item_ancestors()[0] == {"animal": 0, "dog": 1}

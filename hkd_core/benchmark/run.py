@@ -63,11 +63,9 @@ def load_benchmark_dataset(key: str, quick: bool = False) -> BenchmarkDataset:
     from hkd_core.datasets import load_dataset
 
     if key.startswith("file:"):
-        from hkd_core.uploads import parse_embedding_upload
+        from hkd_core.uploads import read_embedding_file
 
-        path = key[5:]
-        with open(path, "rb") as fh:
-            ds = parse_embedding_upload(os.path.basename(path), fh.read())
+        ds = read_embedding_file(key[5:])          # with FILE.parent-child.txt beside it, if any
         preset = "upload"
     elif key.startswith("wordnet:"):
         ds = load_dataset("wordnet", root=key[8:])
