@@ -505,3 +505,17 @@ def test_an_upload_over_the_old_200k_row_limit_is_drawn_at_once(dash_duo, tmp_pa
     assert (np.abs(np.diff(img.reshape(-1, 3), axis=0)).sum(1) > 0).mean() > 0.01     # points drawn
     print(f"upload of {n:,} rows to first map: {time.time() - started:.0f} s")
     dash_duo.find_element("#cancel-button").click()           # stop the background fit
+
+
+@pytest.mark.parametrize("model", ["rqvae", "shred", "hcrl"])
+def test_the_other_papers_coders_train_from_the_menu(dash_duo, tmp_path, model):
+    """rqvae, shred (labels + the synthetic label tree) and hcrl train as background jobs from
+    the page, and their codes colour the map."""
+    app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic", dataset_options=SMALL,
+                     controls={"model": model, "epochs": 3, "K": 4, "D": 4}, projection="pca")
+    dash_duo.start_server(app)
+    dash_duo.wait_for_contains_text("#map-caption", f"shared first-N code prefix of {model}", timeout=240)
+    dash_duo.wait_for_contains_text("#status", "codes ready", timeout=60)
+    assert len(dash_duo.find_elements("#map-legend .legend-item")) >= 2      # its codes split the data
+    drawn = point_pixels(dash_duo, map_image(dash_duo))
+    assert len({tuple(int(v) // 24 for v in rgb) for rgb in drawn}) >= 2    # in at least two colours
