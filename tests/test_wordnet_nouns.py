@@ -53,7 +53,7 @@ def test_quick_build_writes_a_dataset_the_registry_opens(quick_build):
     assert ok, msg
     ds = get_dataset_spec("wordnet-nouns").load(cache_dir=str(out))
     assert ds.metric == "poincare" and ds.n == info["n_nodes"]
-    assert ds.extra["codes"].shape == (ds.n, 8)
+    assert ds.extra["codes"].shape == (ds.n, 4)
     assert np.all(np.linalg.norm(ds.X, axis=1) < 1)
     assert json.loads((out / "info.json").read_text())["coder"] == "hkm"
 

@@ -37,7 +37,9 @@ NOUNS_POINCARE = dict(negatives=50, lr=0.3, burn_in=2, batch_size=256, optimizer
                       lr_schedule="linear", checkpoint_every=1)
 QUICK_EPOCHS = 2
 CODER = "hkm"                  # hierarchical k-means: cheap enough for 82k rows on 2 CPU cores
-CODER_PARAMS = dict(K=16, D=8, n_init=1, max_iter=50)
+# D=4: 16^4 = 65,536 cells for 82k rows; hkm runs one k-means per non-leaf cell, so D=8 means
+# tens of thousands of tiny k-means fits (over 5 minutes here), D=4 about 4,400
+CODER_PARAMS = dict(K=16, D=4, n_init=1, max_iter=50)
 LABEL_DEPTH = 3                # entity > physical_entity/abstraction > object/... > whole/...
 RECON_SAMPLE = 2000            # nodes ranked for mean rank / MAP (each ranks against all nodes)
 SHARE_SAMPLE = 5000            # query rows of the neighbour-sharing table
