@@ -48,7 +48,8 @@ def __getattr__(name):
 
 DATASET_LABELS = {"synthetic": "Synthetic hierarchy (2-d)", "mammals": "WordNet mammals (Poincaré 10-d)",
                   "cifar100": "CIFAR-100 features", "digits": "Handwritten digits (8x8 images, 64-d)",
-                  "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)"}
+                  "cifar100-fig4": "CIFAR-100: two superclasses (paper Fig. 4)",
+                  "wordnet-nouns": "WordNet nouns, all 82k (Poincaré 10-d)"}
 PREVIEW_MODEL = "hkm"
 # Above this many rows nothing slow runs in a request: t-SNE / UMAP maps are computed by a
 # background job (PCA is drawn meanwhile), and no preview model is fitted before the first map.

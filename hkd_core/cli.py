@@ -35,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list datasets and whether their data is present")
 
+    wn = sub.add_parser("wordnet-nouns", help="build, embed (Poincare) and code the whole WordNet "
+                        "noun closure into a cache dir the app opens as dataset 'wordnet-nouns'")
+    wn.add_argument("--quick", action="store_true", help="a few hundred nouns (dog.n.01), 2 epochs")
+    wn.add_argument("--out", help="output dir (default: <cache>/wordnet-nouns[-quick])")
+    wn.add_argument("--epochs", type=int, help="Poincare epochs (default 50; --quick 2)")
+    wn.add_argument("--dim", type=int, default=10, help="Poincare dimension (default 10)")
+    wn.add_argument("--seed", type=int, default=0)
+    wn.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
     train = sub.add_parser(
         "train", help="train a model and write codes, metrics, the split and the model",
         description="Fit a coder on the train rows of the benchmark split (hkd_core.benchmark."
@@ -187,6 +196,11 @@ def main(argv=None) -> int:
             return cmd_neighbours(args)
         if args.command == "search":
             return cmd_search(args)
+        if args.command == "wordnet-nouns":
+            from hkd_core.datasets.wordnet_nouns import build_wordnet_nouns
+            build_wordnet_nouns(args.out, quick=args.quick, epochs=args.epochs, dim=args.dim,
+                                resume=args.resume, seed=args.seed)
+            return 0
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)

@@ -19,6 +19,8 @@ before the main phase spreads the rest; afterwards negatives are drawn uniformly
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -103,7 +105,8 @@ class PoincareEmbedding(BaseEstimator):
                  burn_in: int = 10, burn_in_lr_factor: float = 0.1, dampening: float = 0.75,
                  batch_size: int = 64, optimizer: str = "rsgd", init_scale: float = 1e-3,
                  lr_schedule: str = "linear", seed: int = 0, device: str = "auto",
-                 n_threads: int | None = 1, snapshot_epochs: Sequence[int] = ()):
+                 n_threads: int | None = 1, snapshot_epochs: Sequence[int] = (),
+                 checkpoint_dir=None, checkpoint_every: int = 5, resume: bool = False):
         self.dim = dim
         self.epochs = epochs
         self.negatives = negatives
@@ -119,6 +122,9 @@ class PoincareEmbedding(BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.snapshot_epochs = snapshot_epochs
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
 
     def _validate(self):
         check_int("dim", self.dim, 1)
@@ -135,6 +141,12 @@ class PoincareEmbedding(BaseEstimator):
         check_int("seed", self.seed, 0)
         if self.n_threads is not None:
             check_int("n_threads", self.n_threads, 1)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+        if self.checkpoint_dir is not None and self.optimizer != "rsgd":
+            raise ValueError("checkpoint_dir needs optimizer='rsgd' (RiemannianAdam's moments are "
+                             f"not checkpointed), got optimizer={self.optimizer!r}")
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
         for e in self.snapshot_epochs:
             check_int("snapshot_epochs entry", e, 1, self.epochs)
         if not (self.device in ("auto", "cpu") or str(self.device).startswith("cuda")):
@@ -167,98 +179,139 @@ class PoincareEmbedding(BaseEstimator):
             torch.set_num_threads(previous_threads)
         return self
 
+    def _settings_key(self, n: int, pairs: np.ndarray) -> dict:
+        """What a checkpoint must agree on to be resumed: every parameter that changes the run
+        (``epochs`` may grow; checkpoint placement, threads and device do not change the
+        arithmetic) and a digest of the edges."""
+        import hashlib
+
+        params = {k: v for k, v in self.get_params().items()
+                  if k not in ("epochs", "checkpoint_dir", "checkpoint_every", "resume",
+                               "n_threads", "snapshot_epochs", "device")}
+        digest = hashlib.sha256(np.ascontiguousarray(pairs, dtype=np.int64).tobytes()).hexdigest()
+        return {"params": params, "n": int(n), "edges_sha256": digest}
+
     def _train(self, nodes, pairs, device, progress):
+        import time
+
         import geoopt
         import torch
 
+        t_setup = time.perf_counter()
         n = len(nodes)
         rng = np.random.default_rng(self.seed)
         torch_gen = torch.Generator().manual_seed(self.seed)
 
-        # keys u*n+w of every pair that must not serve as a negative: closure pairs in both
-        # directions and the node itself
+        # sorted keys u*n+w of every pair that must not serve as a negative: closure pairs in
+        # both directions and the node itself (np.unique sorts: membership is a binary search)
         forbidden = np.unique(np.concatenate([
             pairs[:, 0] * n + pairs[:, 1], pairs[:, 1] * n + pairs[:, 0], np.arange(n) * (n + 1)]))
         degree = np.bincount(pairs.ravel(), minlength=n).astype(np.float64)
-        burn_p = degree ** self.dampening
-        burn_p /= burn_p.sum()
+        burn_cdf = np.cumsum(degree ** self.dampening)
 
         ball = geoopt.PoincareBall()
         init = (torch.rand(n, self.dim, generator=torch_gen, dtype=torch.float64) * 2 - 1) * self.init_scale
-        weight = geoopt.ManifoldParameter(init.to(device), manifold=ball)
-        if self.optimizer == "rsgd":
-            opt = geoopt.optim.RiemannianSGD([weight], lr=self.lr, stabilize=None)
-        else:
-            opt = geoopt.optim.RiemannianAdam([weight], lr=self.lr, stabilize=None)
-
-        n_neg = int(self.negatives)
+        key = json.loads(json.dumps(self._settings_key(n, pairs)))   # as a checkpoint holds it
         self.history_ = []
         self.snapshots_ = {}
         self.nodes_ = nodes
+        first_epoch = 1
+        ckpt = read_checkpoint(self.checkpoint_dir) if self.checkpoint_dir is not None and self.resume else None
+        if ckpt is not None:
+            meta, arrays = ckpt
+            if meta["settings"] != key:
+                raise ValueError(
+                    f"checkpoint in {self.checkpoint_dir} was written for other settings or data "
+                    f"({meta['settings']['params']}, n={meta['settings']['n']}); "
+                    "delete it or start without resume")
+            if meta["epoch"] > int(self.epochs):
+                raise ValueError(f"checkpoint is at epoch {meta['epoch']}, beyond epochs={self.epochs}")
+            init = torch.from_numpy(arrays["weight"])
+            rng.bit_generator.state = meta["rng_state"]
+            self.history_ = list(meta["history"])
+            self.snapshots_ = {int(k[len("snapshot_"):]): arrays[k] for k in arrays if k.startswith("snapshot_")}
+            first_epoch = int(meta["epoch"]) + 1
+        self.start_epoch_ = first_epoch
+
+        sparse = self.optimizer == "rsgd"
+        if sparse:
+            # Riemannian SGD on the rows a batch touches only. geoopt's RiemannianSGD on the
+            # whole (n, dim) table does the same arithmetic (egrad2rgrad, then retr) on every
+            # row, nearly all with a zero gradient: O(n) per step whatever the batch size
+            weight = init.to(device).clone()
+            opt = None
+        else:
+            weight = geoopt.ManifoldParameter(init.to(device), manifold=ball)
+            opt = geoopt.optim.RiemannianAdam([weight], lr=self.lr, stabilize=None)
+
+        n_neg = int(self.negatives)
+        batch = int(self.batch_size)
         snapshot_at = {int(e) for e in self.snapshot_epochs}
-        for epoch in range(1, int(self.epochs) + 1):
+        self.setup_seconds_ = time.perf_counter() - t_setup
+        for epoch in range(first_epoch, int(self.epochs) + 1):
+            t_epoch = time.perf_counter()
             in_burn_in = epoch <= self.burn_in
-            if in_burn_in:
-                lr = self.lr * self.burn_in_lr_factor
-            elif self.lr_schedule == "linear":
-                n_main = int(self.epochs) - int(self.burn_in)
-                done = (epoch - int(self.burn_in) - 1) / max(1, n_main - 1)
-                lr = self.lr * (1.0 - 0.99 * done)
-            else:
-                lr = self.lr
-            for group in opt.param_groups:
-                group["lr"] = lr
+            lr = self._epoch_lr(epoch)
             order = rng.permutation(len(pairs))
-            total, count = 0.0, 0
-            for start in range(0, len(order), int(self.batch_size)):
-                batch = pairs[order[start:start + int(self.batch_size)]]
-                negs, valid = self._sample_negatives(batch[:, 0], n, n_neg, forbidden,
-                                                     burn_p if in_burn_in else None, rng)
-                targets = torch.from_numpy(np.concatenate([batch[:, 1:2], negs], axis=1)).to(device)
-                mask = torch.from_numpy(np.concatenate([np.ones((len(batch), 1), bool), valid], axis=1)).to(device)
-                u = torch.from_numpy(batch[:, 0]).to(device)
-                dist = poincare_distance_torch(weight[u].unsqueeze(1), weight[targets])  # (B, 1 + n_neg)
+            total, count, steps, redraws = 0.0, 0, 0, 0
+            for start in range(0, len(order), batch):
+                b = pairs[order[start:start + batch]]
+                negs, valid, k = sample_negatives(b[:, 0], n, n_neg, forbidden,
+                                                  burn_cdf if in_burn_in else None, rng)
+                redraws += k
+                targets = torch.from_numpy(np.concatenate([b[:, 1:2], negs], axis=1)).to(device)
+                mask = torch.from_numpy(np.concatenate([np.ones((len(b), 1), bool), valid], axis=1)).to(device)
+                u = torch.from_numpy(b[:, 0]).to(device)
+                if sparse:
+                    rows, inverse = torch.unique(torch.cat([u, targets.reshape(-1)]), return_inverse=True)
+                    point = weight[rows].requires_grad_(True)
+                    dist = poincare_distance_torch(point[inverse[:len(b)]].unsqueeze(1),
+                                                   point[inverse[len(b):]].view(*targets.shape, -1))
+                else:
+                    dist = poincare_distance_torch(weight[u].unsqueeze(1), weight[targets])
                 logits = (-dist).masked_fill(~mask, float("-inf"))
                 loss_each = -torch.log_softmax(logits, dim=1)[:, 0]
-                loss = loss_each.sum() if self.optimizer == "rsgd" else loss_each.mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                if sparse:
+                    (grad,) = torch.autograd.grad(loss_each.sum(), point)
+                    with torch.no_grad():
+                        p = point.detach()
+                        weight[rows] = ball.retr(p, -lr * ball.egrad2rgrad(p, grad))
+                else:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    opt.zero_grad()
+                    loss_each.mean().backward()
+                    opt.step()
                 total += float(loss_each.detach().sum())
-                count += len(batch)
+                count += len(b)
+                steps += 1
             record = {"epoch": epoch, "n_epochs": int(self.epochs), "loss": total / count,
-                      "lr": lr, "phase": "burn-in" if in_burn_in else "main"}
+                      "lr": lr, "phase": "burn-in" if in_burn_in else "main",
+                      "steps": steps, "edges": count, "redraws": int(redraws),
+                      "seconds": time.perf_counter() - t_epoch}
             self.history_.append(record)
             if epoch in snapshot_at:
                 self.snapshots_[epoch] = _inside_ball(weight.detach().cpu().numpy())
             if not np.isfinite(record["loss"]):
                 raise FloatingPointError(f"loss became {record['loss']} at epoch {epoch}; lower lr (now {self.lr})")
+            if self.checkpoint_dir is not None and (
+                    epoch % int(self.checkpoint_every) == 0 or epoch == int(self.epochs)):
+                write_checkpoint(self.checkpoint_dir, weight.detach().cpu().numpy(), {
+                    "epoch": epoch, "settings": key, "rng_state": rng.bit_generator.state,
+                    "history": self.history_}, self.snapshots_)
             if progress is not None:
                 progress(dict(record))
 
         self.embedding_ = _inside_ball(weight.detach().cpu().numpy())
 
-    @staticmethod
-    def _sample_negatives(us, n, n_neg, forbidden, p, rng):
-        """Negatives for each u: (B, n_neg) indices and a validity mask (False where even after
-        redrawing the draw is still a neighbour of u, e.g. for a node related to almost all)."""
-        if p is None:
-            def draw(size):
-                return rng.integers(0, n, size=size)
-        else:
-            cdf = np.cumsum(p)
-
-            def draw(size):  # inverse-CDF sampling: far cheaper than rng.choice(p=) per batch
-                return np.minimum(np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right"), n - 1)
-        negs = draw((len(us), n_neg))
-        bad = np.isin(us[:, None] * n + negs, forbidden)
-        for _ in range(_RESAMPLE_TRIES):
-            k = int(bad.sum())
-            if k == 0:
-                break
-            negs[bad] = draw(k)
-            bad = np.isin(us[:, None] * n + negs, forbidden)
-        return negs, ~bad
+    def _epoch_lr(self, epoch: int) -> float:
+        if epoch <= self.burn_in:
+            return self.lr * self.burn_in_lr_factor
+        if self.lr_schedule == "linear":
+            n_main = int(self.epochs) - int(self.burn_in)
+            done = (epoch - int(self.burn_in) - 1) / max(1, n_main - 1)
+            return self.lr * (1.0 - 0.99 * done)
+        return self.lr
 
     def transform(self, nodes: Sequence[str]) -> np.ndarray:
         """Rows of embedding_ for the given node names."""
@@ -269,9 +322,94 @@ class PoincareEmbedding(BaseEstimator):
             raise KeyError(f"{exc.args[0]!r} was not in the fitted nodes") from None
 
 
+
+def _is_forbidden(keys: np.ndarray, forbidden: np.ndarray) -> np.ndarray:
+    """Membership of ``keys`` in the sorted array ``forbidden`` by binary search, O(len(keys)
+    log len(forbidden)). np.isin sorts ``forbidden`` again on every call (1.6 M keys for the
+    noun closure), so each redraw round cost about as much as a whole training step."""
+    pos = np.searchsorted(forbidden, keys)
+    return forbidden[np.minimum(pos, len(forbidden) - 1)] == keys
+
+
+def sample_negatives(us, n, n_neg, forbidden, cdf, rng):
+    """Negatives for each u: (B, n_neg) indices, a validity mask (False where even after
+    ``_RESAMPLE_TRIES`` redraws the draw is still a neighbour of u, e.g. for a node related to
+    almost all) and the number of entries redrawn. ``cdf`` None draws uniformly, else by inverse
+    CDF (burn-in: cumulative degree ** dampening). Only the entries that hit a forbidden pair
+    are checked again, so a redraw round costs in proportion to its hits, not to the batch."""
+    if cdf is None:
+        def draw(size):
+            return rng.integers(0, n, size=size)
+    else:
+        def draw(size):  # inverse-CDF sampling: far cheaper than rng.choice(p=) per batch
+            return np.minimum(np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right"), n - 1)
+    negs = draw((len(us), n_neg))
+    owner = np.repeat(np.asarray(us, dtype=np.int64), n_neg)
+    flat = negs.reshape(-1)
+    bad = np.flatnonzero(_is_forbidden(owner * n + flat, forbidden))
+    redrawn = 0
+    for _ in range(_RESAMPLE_TRIES):
+        if len(bad) == 0:
+            break
+        redrawn += len(bad)
+        flat[bad] = draw(len(bad))
+        bad = bad[_is_forbidden(owner[bad] * n + flat[bad], forbidden)]
+    valid = np.ones(flat.shape, dtype=bool)
+    valid[bad] = False
+    return flat.reshape(negs.shape), valid.reshape(negs.shape), redrawn
+
+
+CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_SIDECAR = "checkpoint.json"
+
+
+def _atomic_write(path: str, write) -> None:
+    # temporary file in the same directory, flushed to disk, then renamed over the old file:
+    # os.replace is atomic, so a crash leaves the old file or the new one, never half of one
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_checkpoint(directory, weight: np.ndarray, meta: dict, snapshots: dict | None = None) -> None:
+    """Write ``checkpoint.npz`` atomically: arrays ``weight``, ``snapshot_<epoch>`` and ``meta``
+    (a JSON string; epoch, settings, RNG state, history). ``checkpoint.json`` repeats the
+    metadata for people to read; it is never loaded."""
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    arrays = {"weight": np.asarray(weight, dtype=np.float64), "meta": np.array(json.dumps(meta))}
+    for epoch, emb in (snapshots or {}).items():
+        arrays[f"snapshot_{int(epoch)}"] = np.asarray(emb, dtype=np.float64)
+    _atomic_write(os.path.join(directory, CHECKPOINT_FILE), lambda fh: np.savez(fh, **arrays))
+    readable = {k: v for k, v in meta.items() if k != "rng_state"}
+    _atomic_write(os.path.join(directory, CHECKPOINT_SIDECAR),
+                  lambda fh: fh.write(json.dumps(readable, indent=1).encode()))
+
+
+def read_checkpoint(directory):
+    """(meta, arrays) of ``directory``'s checkpoint.npz, or None when there is none. Loaded with
+    allow_pickle=False: a checkpoint holds numeric arrays and one JSON string, nothing that
+    executes code when read."""
+    path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: np.array(npz[k]) for k in npz.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    return meta, arrays
+
+
 def reconstruction_scores(embedding: np.ndarray, nodes: Sequence[str], edges: Sequence[tuple[str, str]],
                           count_self: bool = False, symmetric: bool = False,
-                          block_size: int = 512) -> dict:
+                          block_size: int = 512, sample: int | None = None, seed: int = 0,
+                          max_block_bytes: int = 1 << 27) -> dict:
     """Nickel & Kiela's reconstruction: mean rank and mean average precision.
 
     For every node u with at least one neighbour, and each neighbour v (the ancestors of u in
@@ -282,6 +420,12 @@ def reconstruction_scores(embedding: np.ndarray, nodes: Sequence[str], edges: Se
     AP of u is the average, over its neighbours v, of the precision among all candidates at
     distance <= d(u, v) (the same step-function AP as sklearn.metrics.average_precision_score);
     MAP averages it over nodes with neighbours. Mean rank averages over all (u, v) pairs.
+
+    Scale: each ranked node costs a distance row and a sort over all n nodes (O(n log n)), so
+    all 82k nouns take hours; ``sample`` ranks that many nodes drawn uniformly (``seed``) among
+    those with neighbours (each still against all n nodes), an unbiased estimate of MAP and of
+    the per-node mean rank. Distance blocks hold at most ``max_block_bytes`` (rows shrink
+    below ``block_size`` as n grows), so memory stays bounded.
     """
     X = np.asarray(embedding, dtype=np.float64)
     nodes = list(nodes)
@@ -298,6 +442,10 @@ def reconstruction_scores(embedding: np.ndarray, nodes: Sequence[str], edges: Se
     for u, v in pairs:
         neighbours[u].append(v)
     ranked = [u for u in range(n) if neighbours[u]]
+    with_neighbours = len(ranked)
+    if sample is not None and sample < len(ranked):
+        ranked = sorted(np.random.default_rng(seed).choice(ranked, size=int(sample), replace=False).tolist())
+    block_size = max(1, min(int(block_size), int(max_block_bytes) // (8 * n)))
 
     ranks_sum, n_ranks, ap_sum = 0.0, 0, 0.0
     for start in range(0, len(ranked), block_size):
@@ -327,6 +475,8 @@ def reconstruction_scores(embedding: np.ndarray, nodes: Sequence[str], edges: Se
         "map": ap_sum / len(ranked),
         "n_pairs": int(n_ranks),
         "n_nodes_ranked": len(ranked),
+        "n_nodes_with_neighbours": with_neighbours,
+        "sampled": len(ranked) < with_neighbours,
         "count_self": bool(count_self),
         "symmetric": bool(symmetric),
     }

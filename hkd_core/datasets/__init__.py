@@ -62,6 +62,9 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("wordnet", "hkd_core.datasets.wordnet", "load_wordnet_subtree",
                     "any WordNet noun subtree (option root=SYNSET), 10-d Poincare embedding "
                     "trained once and cached", probe="subtree_availability"),
+        DatasetSpec("wordnet-nouns", "hkd_core.datasets.wordnet_nouns", "load_wordnet_nouns",
+                    "the whole WordNet 3.0 noun closure (82,115 synsets), Poincare embedding and "
+                    "hkm codes built by: python -m hkd_core wordnet-nouns"),
         DatasetSpec("cifar100", "hkd_core.datasets.cifar100", "load_cifar100",
                     "CIFAR-100 wide-ResNet features, 20 superclasses x 5 classes (paper Fig. 4); "
                     "mAHP over Barz & Denzler's WordNet class tree"),
