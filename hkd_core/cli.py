@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--wordnet-root", metavar="SYNSET",
                      help="the WordNet noun subtree under SYNSET (e.g. dog.n.01), embedded in the "
                           "Poincare ball first (cached)")
-    train.add_argument("--hierarchy", metavar="FILE",
+    train.add_argument("--label-tree", metavar="FILE", dest="label_tree",
                        help="with --data: the labels' hierarchy, 'PARENT CHILD' per line (default: "
                             "FILE.parent-child.txt beside the data file, when there is one)")
     src.add_argument("--data-metric", choices=("euclidean", "poincare"),
@@ -234,7 +234,7 @@ def cmd_train(args) -> int:
         given = ", ".join(f"{k} {v}" for k, v in sources.items()) or "none"
         raise ValueError("train needs exactly one of --dataset NAME, --data FILE or "
                          f"--wordnet-root SYNSET (given: {given})")
-    for flag, attr, source in (("--data-metric", "data_metric", "--data"), ("--hierarchy", "hierarchy", "--data"),
+    for flag, attr, source in (("--data-metric", "data_metric", "--data"), ("--label-tree", "label_tree", "--data"),
                                ("--wordnet-dim", "wordnet_dim", "--wordnet-root"),
                                ("--wordnet-epochs", "wordnet_epochs", "--wordnet-root")):
         if getattr(args, attr) is not None and source not in sources:
@@ -250,7 +250,7 @@ def cmd_train(args) -> int:
     if args.data is not None:
         if options:
             raise ValueError(f"dataset option(s) {sorted(options)} do not apply to --data")
-        data = read_data_file(args.data, args.data_metric, args.hierarchy)
+        data = read_data_file(args.data, args.data_metric, args.label_tree)
         dataset = data.name
         options = {"path": os.path.abspath(args.data)}
         for warning in data.extra.get("warnings", []):

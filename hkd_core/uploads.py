@@ -899,7 +899,7 @@ def read_embedding_file(path: str, metric: str | None = None, hierarchy: str | N
         hierarchy = next((c for c in (path + ".parent-child.txt", stem + ".parent-child.txt")
                           if os.path.isfile(c)), None)
     elif not os.path.isfile(hierarchy):
-        raise FileNotFoundError(f"--hierarchy {hierarchy!r}: no such file")
+        raise FileNotFoundError(f"--label-tree {hierarchy!r}: no such file")
     if hierarchy is not None:
         if ds.labels is None:
             raise UploadError(f"{os.path.basename(hierarchy)!r} is a label hierarchy, but "

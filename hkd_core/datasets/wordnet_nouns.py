@@ -169,7 +169,7 @@ def build_wordnet_nouns(out=None, quick: bool = False, epochs: int | None = None
         f"N&K Table 1, {PUBLISHED['dim']}-d: MR {PUBLISHED['mean_rank']}, MAP {PUBLISHED['map']}")
 
     t = time.perf_counter()
-    coder = make_model(CODER, seed=int(seed), **CODER_PARAMS)
+    coder = make_model(CODER, random_state=int(seed), **CODER_PARAMS)
     coder.fit(X.astype(np.float32))
     codes = np.asarray(coder.codes_)
     _atomic_npz(out / "codes.npz", names=np.asarray(names, dtype=str), codes=codes)
