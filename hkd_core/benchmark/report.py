@@ -221,7 +221,7 @@ def tradeoff_figure(rows: dict, highlight: str | None = None, title: str = "", k
             line={"width": 4 if bold else 1.5, "dash": "dot" if r.get("baseline") and not bold else "solid"},
             marker={"size": 9 if bold else 6}))
     fig.update_layout(title=html_escape(title), xaxis_title="search reduction (%)",
-                      yaxis_title=f"share of {k} nearest neighbours with the same first-N prefix",
+                      yaxis_title=f"share of {k}-NN sharing the first N digits",   # fits a 380 px chart
                       template="plotly_white", width=width, height=height,
                       margin=dict(l=60, r=10, t=40 if title else 10, b=50))
     return fig
