@@ -129,6 +129,22 @@ class CodeModel(TransformerMixin, BaseEstimator):
             raise ValueError(f"code values must be in [0, K={self.K}), got [{codes.min()}, {codes.max()}]")
         return codes.astype(np.int64)
 
+    def _code_mean_reconstruction(self, codes) -> np.ndarray:
+        """Reconstruction by code table: each code's training mean (``code_table_`` /
+        ``code_means_``), the global mean for a code never seen in training. For coders
+        without a decoder (random codes, hash codes)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "code_table_")
+        codes = self._check_codes(codes)
+        lookup = {row.tobytes(): i for i, row in enumerate(self.code_table_)}
+        out = np.repeat(self.global_mean_[None, :], len(codes), axis=0)
+        for i, row in enumerate(codes):
+            j = lookup.get(row.tobytes())
+            if j is not None:
+                out[i] = self.code_means_[j]
+        return out.astype(np.float32)
+
     def fit_transform(self, X, y=None, **fit_kwargs) -> np.ndarray:
         return self.fit(X, **fit_kwargs).codes_
 

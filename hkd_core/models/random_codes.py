@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from hkd_core.models.base import CodeModel, ProgressCallback, check_int
 from hkd_core.models.dccl import MAX_D, MAX_K, check_features
@@ -80,15 +79,7 @@ class RandomCodes(CodeModel):
         return hashed_uniform_codes(X, self.K, self.D, self.random_state)
 
     def inverse_transform(self, codes) -> np.ndarray:
-        check_is_fitted(self, "code_table_")
-        codes = self._check_codes(codes)
-        lookup = {row.tobytes(): i for i, row in enumerate(self.code_table_)}
-        out = np.repeat(self.global_mean_[None, :], len(codes), axis=0)
-        for i, row in enumerate(codes):
-            j = lookup.get(row.tobytes())
-            if j is not None:
-                out[i] = self.code_means_[j]
-        return out.astype(np.float32)
+        return self._code_mean_reconstruction(codes)
 
     def _get_state(self) -> dict:
         return {"code_table": self.code_table_, "code_means": self.code_means_,

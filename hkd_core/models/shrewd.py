@@ -399,15 +399,7 @@ class SHREWD(CodeModel):
         return self.classes_[logits.argmax(1)]
 
     def inverse_transform(self, codes) -> np.ndarray:
-        check_is_fitted(self, "code_table_")
-        codes = self._check_codes(codes)
-        lookup = {row.tobytes(): i for i, row in enumerate(self.code_table_)}
-        out = np.repeat(self.global_mean_[None, :], len(codes), axis=0)
-        for i, row in enumerate(codes):
-            j = lookup.get(row.tobytes())
-            if j is not None:
-                out[i] = self.code_means_[j]
-        return out.astype(np.float32)
+        return self._code_mean_reconstruction(codes)
 
     def _get_state(self) -> dict:
         return {**module_state(self.net_, "net"), "bit_order": self.bit_order_,
