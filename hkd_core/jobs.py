@@ -20,11 +20,11 @@ import diskcache
 from dash import DiskcacheManager
 
 # imported once in the forkserver, so each job starts without paying for torch again.
-# torch._dynamo: every torch optimizer imports it lazily on construction (Optimizer.add_param_group
-# is wrapped by torch._disable_dynamo), 2-3 s on an idle core and ~20 s under load, paid by the
-# first fit of every job process unless the forkserver has imported it once (no foreach/fused
-# flag avoids it: the wrapper runs before any of them is read). Measured with bench/job_start.py.
-PRELOAD_MODULES = ("numpy", "torch", "torch._dynamo", "sklearn.cluster", "hkd_core.models.hkd")
+# Not torch._dynamo, although every torch optimizer imports it on construction (2-8 s paid by a
+# job's first fit, bench/job_start.py): with it preloaded, one of 20 cold starts of a clean-clone
+# CI run waited over 180 s for its training job, and the forkserver must stay a single-threaded
+# process that is safe to fork; until that is shown for torch._dynamo, the jobs pay the import.
+PRELOAD_MODULES = ("numpy", "torch", "sklearn.cluster", "hkd_core.models.hkd")
 START_METHODS = ("forkserver", "spawn")
 
 

@@ -39,7 +39,9 @@ def wait_for(fn, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def cold_start(driver, cache_dir: str, timeout: float = 180) -> float:
+def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
+    # The bound only tells a hang (the old one lasted over 10 minutes) from a slow fit on two
+    # busy cores; it is not a speed limit (speed is measured in bench/, never asserted here).
     """One fresh server: the page loads, the t-SNE map is drawn and the HKD job finishes."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, cache_dir, str(port)], cwd=ROOT,
