@@ -7,6 +7,7 @@ and the first HKD training job race exactly as on a user's first visit. HKD_COLD
 count (default 20; bench/cold_starts.py runs the same loop outside pytest).
 """
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,45 @@ def wait_for(fn, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (the server's forkserver and its jobs), read from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def process_report(pid: int) -> str:
+    """What the server and its children are doing: state and command line of each, and their
+    Python and native stacks when py-spy is installed - so a hang says where it hangs."""
+    lines = []
+    for p in [pid] + descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{p}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:160]
+        except OSError:
+            continue
+        lines.append(f"pid {p} state {state}: {cmd}")
+        if shutil.which("py-spy"):
+            try:
+                dump = subprocess.run(["py-spy", "dump", "--native", "--pid", str(p)], capture_output=True,
+                                      text=True, timeout=60)
+                lines.append((dump.stdout or dump.stderr)[-4000:])
+            except (OSError, subprocess.SubprocessError) as err:
+                lines.append(f"py-spy dump failed: {err}")
+    return "\n".join(lines)
+
+
 def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
     # The bound only tells a hang (the old one lasted over 10 minutes) from a slow fit on two
     # busy cores; it is not a speed limit (speed is measured in bench/, never asserted here).
@@ -56,8 +96,11 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
                 return False
         wait_for(page_loads, 60, "the page")
         text = lambda sel: driver.find_element("css selector", sel).text  # noqa: E731
-        wait_for(lambda: "hkd trained" in text("#status") or "failed" in text("#status"), timeout,
-                 "the HKD training job")
+        try:
+            wait_for(lambda: "hkd trained" in text("#status") or "failed" in text("#status"), timeout,
+                     "the HKD training job")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; the page says {text('#status')!r}\n{process_report(proc.pid)}") from None
         assert "failed" not in text("#status"), text("#status")
         wait_for(lambda: "t-SNE" in text("#map-caption") and "hkd" in text("#map-caption"), 60,
                  "the t-SNE map coloured by the trained codes")
@@ -89,3 +132,18 @@ def test_jobs_are_not_forked_from_the_server(tmp_path):
     proc.join(120)
     assert proc.exitcode == 0
     assert int((tmp_path / "ppid").read_text()) != os.getpid()
+
+
+def test_process_report_names_the_children(tmp_path):
+    """The hang report lists the processes below the server (here: a sleeping grandchild)."""
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys, time; subprocess.Popen(['sleep', '30']); time.sleep(30)"],
+                              start_new_session=True)
+    try:
+        wait_for(lambda: descendants(parent.pid), 20, "the grandchild")
+        report = process_report(parent.pid)
+        assert f"pid {parent.pid} state" in report
+        assert "sleep 30" in report
+    finally:
+        os.killpg(parent.pid, 9)
+        parent.wait(10)
