@@ -255,3 +255,152 @@ def test_a_label_hierarchy_joins_an_upload_through_the_server(server):
     assert new_key != key
     server.app.workspace._datasets.clear()                               # read it back from the store
     assert server.app.workspace.dataset(new_key).hierarchy == {"dog": "animal", "cat": "animal"}
+
+
+# ---------------------------------------------------------------- kill -9 during a cache write
+
+HANGING_SERVER = """
+import os, sys, time
+from hkd_core.store import ArtefactStore
+
+cache_dir, port, prefix, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+real = ArtefactStore._write_parts
+
+def first_part_then_hang(self, key, blob, text):
+    # inside the write transaction: the first part is written, the rest never is (a kill -9 lands here)
+    if key.startswith(prefix) and blob is not None and text is not None:
+        real(self, key, blob, None)
+        with open(marker, "w") as fh:
+            fh.write(key)
+        time.sleep(3600)
+    return real(self, key, blob, text)
+
+if prefix:
+    ArtefactStore._write_parts = first_part_then_hang
+from app import create_app
+# 4,800 rows: their codes are bigger than diskcache's inline limit, so the first part is a file
+app = create_app(cache_dir=cache_dir, default_dataset="synthetic", dataset_options={"synthetic": {"n_per_cluster": 300}},
+                 controls={"model": "hkm"}, projection="pca")
+app.run(host="127.0.0.1", port=port, debug=False)
+"""
+
+
+class ServerProcess(CallbackClient):
+    """``python app.py``'s server as its own process (so it can be killed with -9), driven through
+    the callback map of an identical app built here on another cache directory."""
+
+    def __init__(self, client_app, cache_dir, prefix="", marker=""):
+        import os
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.proc = subprocess.Popen([sys.executable, "-c", HANGING_SERVER, cache_dir, str(port), prefix, marker],
+                                     cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        super().__init__(client_app, f"http://127.0.0.1:{port}", timeout=120)
+        end = time.time() + 120
+        while time.time() < end:
+            try:
+                if self.get("/")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.kill()
+        raise AssertionError("the server did not start")
+
+    def kill(self):
+        import os
+
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def client_app(tmp_path_factory):
+    return create_app(cache_dir=str(tmp_path_factory.mktemp("callback-map")), default_dataset="synthetic",
+                      dataset_options=SMALL, controls={"model": "hkm"}, projection="pca")
+
+
+def upload_request(name="killed.csv"):
+    # 3,000 x 8 float32: bigger than diskcache's inline limit, so the first part is a file on disk
+    header = "name," + ",".join(f"x{j}" for j in range(8)) + "\n"
+    csv = (header + "".join(f"p{i}," + ",".join(str((i * (j + 3)) % 97) for j in range(8)) + "\n"
+                            for i in range(3000))).encode()
+    return {"upload.contents": data_url(csv, "text/csv"), "upload.filename": name}
+
+
+def send_upload(server, values):
+    return server.call("..upload-error.children", values, first_input="upload.contents")
+
+
+def send_train(server, values):
+    return server.call("..result-key.data...train-request.data", values, changed="train-button.n_clicks")
+
+
+@pytest.mark.parametrize("what", ["result", "dataset"])
+def test_kill_9_during_a_cache_write_then_a_restart_serves_no_half_entry(client_app, tmp_path, what):
+    """The server is killed (-9) inside the write of a trained result / an uploaded data set, with
+    one part written. The restarted server on the same cache retrains / accepts the upload again
+    and serves it whole; it never serves the half entry, and the orphaned value file is removed."""
+    import os
+    import threading
+    import time
+
+    cache, marker = str(tmp_path / "cache"), str(tmp_path / "in-the-write")
+    values = upload_request() if what == "dataset" else {**GOOD_CONTROLS, "dataset-select": "synthetic",
+                                                         "train-button": 1}
+    send = send_upload if what == "dataset" else send_train
+    first = ServerProcess(client_app, cache, prefix=what + ":", marker=marker)
+    try:
+        threading.Thread(target=lambda: _quietly(send, first, values), daemon=True).start()
+        end = time.time() + 120
+        while not os.path.exists(marker) and time.time() < end:
+            time.sleep(0.1)
+        assert os.path.exists(marker), "the request never reached the cache write"
+    finally:
+        first.kill()
+    key = open(marker).read()
+    import diskcache
+
+    with diskcache.Cache(os.path.join(cache, "artefacts")) as raw:    # what the kill left
+        left = raw.check(fix=False)
+    assert any("unknown file" in str(w.message) for w in left), left  # the first part's value file
+
+    second = ServerProcess(client_app, cache)
+    try:
+        from hkd_core.store import ArtefactStore
+
+        if what == "result":
+            status, text = send_train(second, values)
+            assert status == 200 and "trained" in text and "loaded from cache" not in text, text
+            assert json.loads(text)["response"]["result-key"]["data"]["key"] == key
+            status, text = send_train(second, values)                    # now cached, and whole
+            assert status == 200 and "loaded from cache" in text, text
+        else:
+            assert second.get("/")[0] == 200
+            layout = second.get("/_dash-layout")[1].decode()
+            assert "killed.csv" not in layout                            # the half upload is not listed
+            status, text = send_upload(second, values)
+            assert status == 200, text
+            assert json.loads(text)["response"]["dataset-select"]["value"] == "upload:" + key[len("dataset:"):]
+            assert "killed.csv" in second.get("/_dash-layout")[1].decode()
+        assert second.get("/")[0] == 200
+    finally:
+        second.kill()
+    store = ArtefactStore(os.path.join(cache, "artefacts"))
+    assert key in store and store.cleanup()["removed"] == []
+    # no value file that no entry points to
+    assert not any("unknown file" in w for w in store.cleanup()["files"])
+
+
+def _quietly(send, server, values):
+    try:
+        send(server, values)
+    except OSError:                     # the connection dies with the server: expected
+        pass
