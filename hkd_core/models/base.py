@@ -158,6 +158,21 @@ class CodeModel(TransformerMixin, BaseEstimator):
         return out.astype(np.float32)
 
     # -- the training scaffold (one for every coder; see the module docstring) -----------------
+    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "CodeModel":
+        """Learn codes for the rows of X (n, d); ``progress`` gets a copy of each epoch's record.
+        The fit of the torch coders that learn from X alone: parameters checked
+        (``_validate_params``), X checked (``_validate_fit_X``, then ``_check_fit_rows``), then
+        ``_fit(X, progress)`` inside ``_torch_fit``. Coders with other inputs (labels, HKD's
+        data-dependent checks) or without torch define their own fit."""
+        self._validate_params()
+        X = self._validate_fit_X(X)
+        self._check_fit_rows(X)
+        with self._torch_fit():
+            return self._fit(X, progress)
+
+    def _check_fit_rows(self, X: np.ndarray) -> None:
+        """Refuse training data the coder cannot learn from (e.g. fewer rows than K)."""
+
     def _run_epochs(self, n_epochs: int, step_epoch: Callable[[int], dict],
                     progress: ProgressCallback | None) -> None:
         """The one epoch loop: ``history_`` starts empty; for epoch = 1 .. n_epochs,
@@ -192,35 +207,42 @@ class CodeModel(TransformerMixin, BaseEstimator):
 
         return torch.Generator().manual_seed(self.random_state)
 
-    def _train(self, X_t, n_epochs: int, optimizer, batch_step, progress: ProgressCallback | None,
-               *, batch_size: int, generator=None, start_epoch=None, epoch_record=None,
-               max_grad_norm: float | None = None, min_batch_rows: int = 1,
-               record: bool = True) -> None:
+    def _train(self, X_t, params, batch_step, progress: ProgressCallback | None, *,
+               modules=(), optimizer=None, n_epochs: int | None = None, generator=None,
+               start_epoch=None, epoch_record=None, max_grad_norm: float | None = None,
+               min_batch_rows: int = 1, record: bool = True) -> None:
         """The one mini-batch training loop of the torch coders.
 
-        Each epoch: ``start_epoch(epoch)`` if given; the rows of ``X_t`` in shuffled batches of
-        ``batch_size`` (``generator``, default ``_shuffle_generator()``; batches of fewer than
-        ``min_batch_rows`` rows are skipped); per batch ``loss, terms = batch_step(x, idx)``
+        The optimizer (``optimizer``, default Adam, at ``self.lr``) trains ``params`` for
+        ``n_epochs`` (default ``self.epochs``) epochs. Each epoch: ``modules`` in training mode,
+        ``start_epoch(epoch)`` if given, then the rows of ``X_t`` in shuffled batches of
+        ``self.batch_size`` (``generator``, default ``_shuffle_generator()``; batches of fewer
+        than ``min_batch_rows`` rows are skipped); per batch ``loss, terms = batch_step(x, idx)``
         (x = X_t[idx], idx on X_t's device), then zero_grad, backward, gradient clipping to
-        ``max_grad_norm`` over the optimizer's parameters if given, step. ``terms`` maps a name
-        to a batch mean (a number, or a 0-d tensor, summed on its device without a per-step
-        synchronisation) or to per-row values (a 1-d tensor, summed); the epoch's terms are
-        their means over the rows seen, passed through ``epoch_record(epoch, means)`` if given.
-        The records go through ``_run_epochs`` (history_, progress); ``n_iter_`` is the number
-        of epochs. ``record=False``: epochs that leave no record (pretraining)."""
+        ``max_grad_norm`` if given, step. ``terms`` maps a name to a batch mean (a number, or a
+        0-d tensor, summed on its device without a per-step synchronisation) or to per-row
+        values (a 1-d tensor, summed); the epoch's terms are their means over the rows seen,
+        passed through ``epoch_record(epoch, means)`` if given (which may use ``modules`` in
+        eval mode). The records go through ``_run_epochs`` (history_, progress); ``n_iter_`` is
+        the number of epochs. Afterwards ``modules`` are in eval mode. ``record=False``: epochs
+        that leave no record (pretraining)."""
         import torch
 
         from hkd_core.models.torch_utils import epoch_batches
 
+        params = list(params)
+        optimizer = (optimizer or torch.optim.Adam)(params, lr=self.lr)
+        n_epochs = self.epochs if n_epochs is None else int(n_epochs)
         if generator is None:
             generator = self._shuffle_generator()
-        params = [p for group in optimizer.param_groups for p in group["params"]]
 
         def run_epoch(epoch: int) -> dict:
+            for module in modules:
+                module.train()
             if start_epoch is not None:
                 start_epoch(epoch)
             sums, n_seen = {}, 0
-            for idx in epoch_batches(len(X_t), batch_size, generator):
+            for idx in epoch_batches(len(X_t), self.batch_size, generator):
                 if len(idx) < min_batch_rows:
                     continue
                 idx = idx.to(X_t.device)
@@ -236,12 +258,14 @@ class CodeModel(TransformerMixin, BaseEstimator):
             means = {name: _as_float(total / max(1, n_seen)) for name, total in sums.items()}
             return means if epoch_record is None else epoch_record(epoch, means)
 
-        if not record:
-            for epoch in range(1, int(n_epochs) + 1):
+        if record:
+            self._run_epochs(n_epochs, run_epoch, progress)
+            self.n_iter_ = n_epochs
+        else:
+            for epoch in range(1, n_epochs + 1):
                 run_epoch(epoch)
-            return
-        self._run_epochs(n_epochs, run_epoch, progress)
-        self.n_iter_ = int(n_epochs)
+        for module in modules:
+            module.eval()
 
     def fit_transform(self, X, y=None, **fit_kwargs) -> np.ndarray:
         return self.fit(X, **fit_kwargs).codes_

@@ -123,15 +123,8 @@ class DCCL(CodeModel):
         self.encoder_ = encoder.to(self._device)
         self.codebooks_ = codebooks.to(self._device)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "DCCL":
-        self._validate_params()
-        X = self._validate_fit_X(X)
-        with self._torch_fit():
-            return self._fit(X, progress)
-
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "DCCL":
         self._build(X.shape[1])
-        params = list(self.encoder_.parameters()) + list(self.codebooks_.parameters())
         noise_gen = torch.Generator(device=self._device).manual_seed(self.random_state + 1)
 
         def batch_step(x, idx):
@@ -142,11 +135,9 @@ class DCCL(CodeModel):
             max_prob = torch.softmax(logits.detach(), -1).max(-1).values.mean().item()
             return loss, {"loss": loss.item(), "max_prob": max_prob}
 
-        self.encoder_.train()
-        self._train(torch.from_numpy(X).to(self._device), self.epochs,
-                    torch.optim.Adam(params, lr=self.lr), batch_step, progress,
-                    batch_size=self.batch_size, max_grad_norm=self.max_grad_norm)
-        self.encoder_.eval()
+        self._train(torch.from_numpy(X).to(self._device),
+                    [*self.encoder_.parameters(), *self.codebooks_.parameters()], batch_step,
+                    progress, modules=[self.encoder_], max_grad_norm=self.max_grad_norm)
         self.codes_ = self.transform(X)
         return self
 

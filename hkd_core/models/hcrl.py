@@ -315,13 +315,9 @@ class HCRL(CodeModel):
                             int(self.K), int(self.levels), float(self.gamma)).to(self._device)
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "HCRL":
-        self._validate_params()
-        X = self._validate_fit_X(X)
+    def _check_fit_rows(self, X: np.ndarray) -> None:
         if len(X) < self.K:
             raise ValueError(f"hcrl needs at least K={self.K} training rows, got {len(X)}")
-        with self._torch_fit():
-            return self._fit(X, progress)
 
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "HCRL":
         self.mean_ = X.mean(axis=0).astype(np.float32)
@@ -333,9 +329,11 @@ class HCRL(CodeModel):
         shuffle_gen = self._shuffle_generator()
         # 1. deterministic autoencoder (encoder mean -> decoder mean), no history_ records
         ae_params = list(net.encoder_z.parameters()) + list(net.decoder.parameters())
-        self._train(X_t, self.pretrain_epochs, torch.optim.Adam(ae_params, lr=self.lr),
-                    lambda x, idx: (((net.decoder(net.encoder_z(x)[0])[0] - x) ** 2).sum(1).mean(), {}),
-                    None, batch_size=self.batch_size, generator=shuffle_gen, record=False)
+        def pretrain_step(x, idx):
+            return ((net.decoder(net.encoder_z(x)[0])[0] - x) ** 2).sum(1).mean(), {}
+
+        self._train(X_t, ae_params, pretrain_step, None, modules=[net], generator=shuffle_gen,
+                    n_epochs=self.pretrain_epochs, record=False)
         # 2. the tree's Gaussians from a k-means tree of the latent means
         Z = predict_in_batches(lambda x: net.encoder_z(x)[0], Xs, device)
         self._init_tree(Z)
@@ -357,10 +355,8 @@ class HCRL(CodeModel):
                 record["paths_used"] = int(len(np.unique(self._paths(Xs))))
             return record
 
-        self._train(X_t, self.epochs, torch.optim.Adam(net.parameters(), lr=self.lr), batch_step,
-                    progress, batch_size=self.batch_size, generator=shuffle_gen,
-                    epoch_record=epoch_record)
-        net.eval()
+        self._train(X_t, net.parameters(), batch_step, progress, modules=[net],
+                    generator=shuffle_gen, epoch_record=epoch_record)
         self.codes_ = self.transform(X)
         return self
 

@@ -220,7 +220,6 @@ class HKD(CodeModel):
         def start_epoch(epoch):
             nonlocal tau
             tau = _annealed(self.tau_start, self.tau_end, epoch - 1, self.epochs)
-            self.module_.train()
 
         def batch_step(x, batch):
             B = len(batch)
@@ -263,11 +262,10 @@ class HKD(CodeModel):
             return loss, {"loss": loss.detach().double(), "reconstruction": rec.detach().double(),
                           "kl": kl_value.detach().double()}
 
-        self._train(X_t, self.epochs, OPTIMIZERS[self.optimizer](self.module_.parameters(), lr=self.lr),
-                    batch_step, progress, batch_size=self.batch_size, start_epoch=start_epoch,
+        self._train(X_t, self.module_.parameters(), batch_step, progress, modules=[self.module_],
+                    optimizer=OPTIMIZERS[self.optimizer], start_epoch=start_epoch,
                     epoch_record=lambda epoch, means: {"tau": tau, "seconds": time.perf_counter() - start,
                                                        **means})
-        self.module_.eval()
         self.codes_ = self.transform(X)
         return self
 

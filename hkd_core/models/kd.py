@@ -195,15 +195,8 @@ class KDCodes(CodeModel):
             return straight_through_softmax(logits, tau)
         return torch.softmax(logits / tau, dim=-1)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "KDCodes":
-        self._validate_params()
-        X = self._validate_fit_X(X)
-        with self._torch_fit():
-            return self._fit(X, progress)
-
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "KDCodes":
         self._build(X.shape[1])
-        params = [p for m in self._modules().values() for p in m.parameters()]
         iteration, tau = 0, self.temperature(0)
 
         def batch_step(x, idx):
@@ -213,9 +206,9 @@ class KDCodes(CodeModel):
             loss = nn.functional.mse_loss(self._decode(self._relax(self.encoder_(x), tau)), x)
             return loss, {"loss": loss.item()}
 
-        self._train(torch.from_numpy(X).to(self._device), self.epochs,
-                    torch.optim.Adam(params, lr=self.lr), batch_step, progress,
-                    batch_size=self.batch_size,
+        modules = list(self._modules().values())
+        self._train(torch.from_numpy(X).to(self._device), [p for m in modules for p in m.parameters()],
+                    batch_step, progress, modules=modules,
                     epoch_record=lambda epoch, means: {**means, "tau": tau})
         self.codes_ = self.transform(X)
         return self

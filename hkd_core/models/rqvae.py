@@ -163,16 +163,12 @@ class RQVAE(CodeModel):
                              int(self.kmeans_iters), float(self.dead_code_threshold),
                              float(self.ema_decay)).to(self._device)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "RQVAE":
-        self._validate_params()
-        X = self._validate_fit_X(X)
+    def _check_fit_rows(self, X: np.ndarray) -> None:
+        # (the library draws k-means seeds and dead-code replacements from torch's global RNG,
+        # which the fit seeds with random_state: CodeModel._torch_fit)
         if len(X) < self.K and self.kmeans_init:
             raise ValueError(f"rqvae with kmeans_init needs at least K={self.K} training rows, "
                              f"got {len(X)}; lower K or set kmeans_init=False")
-        with self._torch_fit():
-            # the library draws k-means seeds and dead-code replacements from torch's global RNG,
-            # which _torch_fit seeds with random_state
-            return self._fit(X, progress)
 
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "RQVAE":
         self._build(X.shape[1])
@@ -197,14 +193,11 @@ class RQVAE(CodeModel):
             if epoch == self.epochs or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
                 net.eval()
                 codes = predict_in_batches(net.encode, X, device)
-                net.train()
                 means["codewords_used"] = [int(len(np.unique(codes[:, d]))) for d in range(self.D)]
             return means
 
-        self._train(X_t, self.epochs, torch.optim.Adam(net.parameters(), lr=self.lr), batch_step,
-                    progress, batch_size=self.batch_size, generator=shuffle_gen,
-                    epoch_record=epoch_record)
-        net.eval()
+        self._train(X_t, net.parameters(), batch_step, progress, modules=[net],
+                    generator=shuffle_gen, epoch_record=epoch_record)
         self.codes_ = self.transform(X)
         return self
 

@@ -319,11 +319,8 @@ class SHREWD(CodeModel):
             return loss, {"loss": loss.item(),
                           **{k: terms[k].item() if k in terms else 0.0 for k in weights}}
 
-        self.net_.train()
-        self._train(torch.from_numpy(X).to(device), self.epochs,
-                    torch.optim.Adam(self.net_.parameters(), lr=self.lr), batch_step, progress,
-                    batch_size=self.batch_size, min_batch_rows=2)   # pairs need two rows
-        self.net_.eval()
+        self._train(torch.from_numpy(X).to(device), self.net_.parameters(), batch_step, progress,
+                    modules=[self.net_], min_batch_rows=2)          # pairs need two rows
         raw_bits = self._raw_bits(X)
         self.bit_order_ = self._order_bits(raw_bits, item_class)
         self.bits_ = raw_bits[:, self.bit_order_]
