@@ -9,16 +9,24 @@ A code model maps embeddings X (n, d) to integer codes (n, D) with values in [0,
     model.history_               # one dict per epoch: {"epoch": e, "n_epochs": n, "loss": ..., <terms>}
     model.save(dir); load_model(dir)
 
-The training scaffold lives here, in ``CodeModel``, once for every coder: ``_run_epochs`` is the
-one epoch loop (it owns ``history_``, builds each epoch's record and hands a copy to the
-``progress`` callback), ``_train`` the one mini-batch loop of the torch coders on top of it (the
-seeded shuffling generator, the optimizer step, the per-epoch means of the batch terms,
-``n_iter_``) and ``_torch_fit`` the context of a torch fit (``n_threads`` torch threads, torch's
-global RNG seeded by ``random_state`` in a fork). ``load_model`` gives a model fitted from a saved
-state its empty ``history_``. A coder supplies only its own parts: its modules, its loss per batch,
-its extra record terms (dccl.py, kd.py, hkd.py, rqvae.py, shrewd.py, hcrl.py; the per-level
-records of hkm.py, rq.py and cut_tree.py and random_codes.py's single record go through
-``_run_epochs`` as well).
+The training scaffold lives here, in ``CodeModel``, once for every coder:
+
+* ``_run_epochs`` is the one epoch loop: it owns ``history_`` (empty at the start of a fit),
+  builds each epoch's record ``{"epoch", "n_epochs", **terms}`` and hands a copy of it to the
+  ``progress`` callback (what the app's training job and the CLI read);
+* ``_train`` is the one mini-batch loop of the torch coders, on top of it: it builds the optimizer,
+  shuffles with the seeded generator (``_shuffle_generator``), steps (with optional gradient
+  clipping), averages each batch term over the epoch's rows, switches the modules between train
+  and eval mode and sets ``n_iter_``;
+* ``_torch_fit`` is the context of a torch fit (``n_threads`` torch threads; torch's global RNG
+  seeded by ``random_state`` in a fork, so the caller's RNG is left as it was), and
+  ``CodeModel.fit`` the fit of the torch coders that learn from X alone (check parameters and
+  X, then ``_fit`` in that context);
+* ``load_model`` gives a model fitted from a saved state its empty ``history_``.
+
+A coder supplies only its own parts: its modules, its loss per batch, its extra record terms
+(dccl.py, kd.py, hkd.py, rqvae.py, shrewd.py, hcrl.py); the per-level records of hkm.py, rq.py
+and cut_tree.py and random_codes.py's single record go through ``_run_epochs`` too.
 
 Saved models are ``params.json`` + ``state.npz`` (numpy arrays, loaded with allow_pickle=False):
 nothing in a saved model is executed on load.
@@ -107,7 +115,8 @@ def label_fit_kwargs(model, dataset, rows=None) -> dict:
 
 
 class CodeModel(TransformerMixin, BaseEstimator):
-    """Base of all code models. Subclasses implement fit, transform, inverse_transform and
+    """Base of all code models. Subclasses implement ``_fit`` (torch coders; the training
+    scaffold below runs it) or their own fit, transform, inverse_transform and
     ``_get_state() -> dict[str, np.ndarray]`` / ``_set_state(state, n_features)`` for saving.
 
     Input is checked the scikit-learn way: ``_validate_fit_X`` in fit and ``check_features``
