@@ -368,8 +368,10 @@ class HKDCutTree(CodeModel):
         codes = np.zeros((n, self.D), dtype=np.int64)
         frontier = [(0, np.arange(n))]
         total = W.sum()
-        self.history_ = []
-        for level in range(self.D):
+
+        def grow_level(epoch: int) -> dict:
+            nonlocal frontier
+            level = epoch - 1
             nxt = []
             for node, rows in frontier:
                 if len(rows) < max(self.min_size, 2) or np.all(X[rows] == X[rows[0]]):
@@ -401,11 +403,9 @@ class HKDCutTree(CodeModel):
             Wc = W.tocoo()
             kept = Wc.data[ids[Wc.row] == ids[Wc.col]].sum()
             loss = float(1.0 - kept / total) if total > 0 else 0.0
-            rec = {"epoch": level + 1, "n_epochs": self.D, "loss": loss, "level": level + 1,
-                   "n_nodes": len(frontier)}
-            self.history_.append(rec)
-            if progress is not None:
-                progress(dict(rec))
+            return {"loss": loss, "level": level + 1, "n_nodes": len(frontier)}
+
+        self._run_epochs(self.D, grow_level, progress)       # one record per tree level
         self.X_train_ = X.astype(np.float32)
         self.codes_ = codes
         self.centroids_ = np.asarray(centroids, dtype=np.float32).reshape(-1, d)
@@ -518,5 +518,4 @@ class HKDCutTree(CodeModel):
         self.split_ = str(state["split_used"])
         self.descent_ = str(state["descent_used"])
         self.codes_ = np.asarray(self.codes_, dtype=np.int64)
-        self.history_ = []
         self._index_training_rows()

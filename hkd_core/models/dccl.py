@@ -30,8 +30,8 @@ from hkd_core.models.base import (
 from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402,F401  (the shared limits; hkm, kd import them here)
 
 
-from hkd_core.models.torch_utils import (  # noqa: F401  (kd.py imports them from here too)
-    check_device, check_features, check_n_threads, epoch_batches, load_module_state, module_state, predict_in_batches, seeded_init, torch_threads)
+from hkd_core.models.torch_utils import (  # noqa: F401  (hkm, random_codes import check_features here)
+    check_device, check_features, check_n_threads, load_module_state, module_state, predict_in_batches, seeded_init)
 
 
 class DCCLEncoder(nn.Module):
@@ -123,46 +123,21 @@ class DCCL(CodeModel):
         self.encoder_ = encoder.to(self._device)
         self.codebooks_ = codebooks.to(self._device)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "DCCL":
-        self._validate_params()
-        X = self._validate_fit_X(X)
-        with torch_threads(self.n_threads):
-            return self._fit(X, progress)
-
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "DCCL":
-        self.n_features_in_ = X.shape[1]
         self._build(X.shape[1])
-        device = self._device
-        X_t = torch.from_numpy(X).to(device)
-        params = list(self.encoder_.parameters()) + list(self.codebooks_.parameters())
-        optimizer = torch.optim.Adam(params, lr=self.lr)
-        shuffle_gen = torch.Generator().manual_seed(self.random_state)
-        noise_gen = torch.Generator(device=device).manual_seed(self.random_state + 1)
+        noise_gen = torch.Generator(device=self._device).manual_seed(self.random_state + 1)
 
-        self.history_ = []
-        self.encoder_.train()
-        for epoch in range(1, self.epochs + 1):
-            total, max_prob, n_seen = 0.0, 0.0, 0
-            for idx in epoch_batches(len(X), self.batch_size, shuffle_gen):
-                x = X_t[idx.to(device)]
-                logits = self.encoder_(x)
-                onehots = gumbel_softmax_sample(logits, self.tau, noise_gen)
-                x_hat = self.codebooks_(onehots)
-                loss = 0.5 * ((x_hat - x) ** 2).sum(dim=1).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                optimizer.step()
-                total += loss.item() * len(idx)
-                # The reference logs how peaked the code distributions are (near 1 = decided codes).
-                max_prob += torch.softmax(logits.detach(), -1).max(-1).values.mean().item() * len(idx)
-                n_seen += len(idx)
-            record = {"epoch": epoch, "n_epochs": self.epochs, "loss": total / n_seen,
-                      "max_prob": max_prob / n_seen}
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
-        self.encoder_.eval()
+        def batch_step(x, idx):
+            logits = self.encoder_(x)
+            x_hat = self.codebooks_(gumbel_softmax_sample(logits, self.tau, noise_gen))
+            loss = 0.5 * ((x_hat - x) ** 2).sum(dim=1).mean()
+            # The reference logs how peaked the code distributions are (near 1 = decided codes).
+            max_prob = torch.softmax(logits.detach(), -1).max(-1).values.mean().item()
+            return loss, {"loss": loss.item(), "max_prob": max_prob}
+
+        self._train(torch.from_numpy(X).to(self._device),
+                    [*self.encoder_.parameters(), *self.codebooks_.parameters()], batch_step,
+                    progress, modules=[self.encoder_], max_grad_norm=self.max_grad_norm)
         self.codes_ = self.transform(X)
         return self
 
@@ -187,4 +162,3 @@ class DCCL(CodeModel):
         load_module_state(self.encoder_, state, "encoder")
         load_module_state(self.codebooks_, state, "codebooks")
         self.encoder_.eval()
-        self.history_ = []

@@ -74,11 +74,9 @@ from hkd_core.models.torch_utils import (
     check_device,
     check_features,
     check_n_threads,
-    epoch_batches,
     load_module_state,
     module_state,
     predict_in_batches,
-    torch_threads,
 )
 
 MAX_K = 64
@@ -317,35 +315,25 @@ class HCRL(CodeModel):
                             int(self.K), int(self.levels), float(self.gamma)).to(self._device)
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "HCRL":
-        self._validate_params()
-        X = self._validate_fit_X(X)
+    def _check_fit_rows(self, X: np.ndarray) -> None:
         if len(X) < self.K:
             raise ValueError(f"hcrl needs at least K={self.K} training rows, got {len(X)}")
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)
-            return self._fit(X, progress)
 
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "HCRL":
-        self.n_features_in_ = X.shape[1]
         self.mean_ = X.mean(axis=0).astype(np.float32)
         self.scale_ = (X.std(axis=0) + 1e-6).astype(np.float32)
         Xs = (X - self.mean_) / self.scale_
         self._build(X.shape[1])
         device, net = self._device, self.net_
         X_t = torch.from_numpy(Xs).to(device)
-        shuffle_gen = torch.Generator().manual_seed(self.random_state)
-        self.history_ = []
-        # 1. deterministic autoencoder (encoder mean -> decoder mean)
+        shuffle_gen = self._shuffle_generator()
+        # 1. deterministic autoencoder (encoder mean -> decoder mean), no history_ records
         ae_params = list(net.encoder_z.parameters()) + list(net.decoder.parameters())
-        opt = torch.optim.Adam(ae_params, lr=self.lr)
-        for _ in range(self.pretrain_epochs):
-            for idx in epoch_batches(len(X), self.batch_size, shuffle_gen):
-                x = X_t[idx.to(device)]
-                loss = ((net.decoder(net.encoder_z(x)[0])[0] - x) ** 2).sum(1).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        def pretrain_step(x, idx):
+            return ((net.decoder(net.encoder_z(x)[0])[0] - x) ** 2).sum(1).mean(), {}
+
+        self._train(X_t, ae_params, pretrain_step, None, modules=[net], generator=shuffle_gen,
+                    n_epochs=self.pretrain_epochs, record=False)
         # 2. the tree's Gaussians from a k-means tree of the latent means
         Z = predict_in_batches(lambda x: net.encoder_z(x)[0], Xs, device)
         self._init_tree(Z)
@@ -355,28 +343,20 @@ class HCRL(CodeModel):
             net.encoder_z.logvar.weight.zero_()
             net.encoder_z.logvar.bias.copy_(torch.from_numpy(np.log(0.01 * Z.var(axis=0) + 1e-6)))
         # 3. the ELBO
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         n = len(X)
-        for epoch in range(1, self.epochs + 1):
-            sums = {"elbo": 0.0, "reconstruction": 0.0}
-            for idx in epoch_batches(n, self.batch_size, shuffle_gen):
-                x = X_t[idx.to(device)]
-                terms = self._elbo_terms(x, n)
-                loss = -terms["elbo"].mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                for k in sums:
-                    sums[k] += float(terms[k].detach().sum())
-            record = {"epoch": epoch, "n_epochs": int(self.epochs),
-                      "loss": -sums["elbo"] / n, "elbo": sums["elbo"] / n,
-                      "reconstruction": sums["reconstruction"] / n}
+
+        def batch_step(x, idx):
+            terms = self._elbo_terms(x, n)          # per row: the epoch sums them
+            return -terms["elbo"].mean(), {"elbo": terms["elbo"], "reconstruction": terms["reconstruction"]}
+
+        def epoch_record(epoch, means):
+            record = {"loss": -means["elbo"], **means}
             if epoch == 1 or epoch == self.epochs or epoch % max(1, self.epochs // 10) == 0:
                 record["paths_used"] = int(len(np.unique(self._paths(Xs))))
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
-        net.eval()
+            return record
+
+        self._train(X_t, net.parameters(), batch_step, progress, modules=[net],
+                    generator=shuffle_gen, epoch_record=epoch_record)
         self.codes_ = self.transform(X)
         return self
 
@@ -512,4 +492,3 @@ class HCRL(CodeModel):
         self._build(n_features)
         load_module_state(self.net_, state, "net")
         self.net_.eval()
-        self.history_ = []

@@ -26,7 +26,7 @@ from hkd_core.models.exemplars import (EQ8_METRICS, exemplar_affinities, exempla
 from hkd_core.models.loss import (Q_NORMALIZATIONS, exemplar_kl, reconstruction_error,
                                   student_t_affinities, weighted_code_distances)
 from hkd_core.models.modules import ACTIVATIONS, RELAXATIONS, HKDAutoencoder, decay_weights
-from hkd_core.models.torch_utils import check_features, check_n_threads, torch_threads
+from hkd_core.models.torch_utils import check_features, check_n_threads
 from sklearn.utils.validation import check_is_fitted
 from hkd_core.neighbours import kneighbors
 
@@ -180,13 +180,11 @@ class HKD(CodeModel):
     def fit(self, X, y=None, progress=None):
         X = self._validate_fit_X(X)
         cfg = self._validate(X)
-        with torch_threads(self.n_threads):
+        with self._torch_fit():              # seeds the module initialisation (random_state)
             return self._fit(X, cfg, progress)
 
     def _fit(self, X, cfg, progress):
-        torch.manual_seed(self.random_state)
         n, n_features = X.shape
-        self.n_features_in_ = n_features
         self._build(n_features, cfg)
         dev = self.device_
         poincare = self.metric == "poincare"
@@ -216,66 +214,58 @@ class HKD(CodeModel):
             nbrs_t = None if nb is None else torch.as_tensor(nb.indices, device=dev)
             nb_dist_t = None if nb is None else torch.as_tensor(nb.distances, dtype=torch.float32, device=dev)
         relax = RELAXATIONS[self.relaxation]
-        optimizer = OPTIMIZERS[self.optimizer](self.module_.parameters(), lr=self.lr)
-        generator = torch.Generator().manual_seed(self.random_state)
-        self.history_ = []
+        tau = self.tau_start
         start = time.perf_counter()
-        for epoch in range(self.epochs):
-            tau = _annealed(self.tau_start, self.tau_end, epoch, self.epochs)
-            order = torch.randperm(n, generator=generator).to(dev)
-            # summed on the device, read once per epoch (no per-step synchronisation on a GPU)
-            totals = torch.zeros(3, dtype=torch.float64, device=dev)
-            self.module_.train()
-            for batch in order.split(self.batch_size):
-                B = len(batch)
-                x = X_t[batch]
-                kl_value = torch.zeros((), device=dev)
-                if use_kl:
-                    # One encoder pass for the batch, the shared exemplars and the batch's own
-                    # neighbour exemplars (each distinct row once): the encoder works row by row,
-                    # so this is the same computation as separate passes, in one call. The
-                    # exemplars must be re-encoded at every step: their codes depend on the
-                    # weights the previous step changed, and the KL's gradient flows through them.
-                    if nbrs_t is not None:
-                        nbr = nbrs_t[batch]
-                        rows, inverse = torch.unique(torch.cat([batch, nbr.reshape(-1)]), return_inverse=True)
-                        logits_all = self.module_.encoder(torch.cat([X_t[rows], ex_t]))
-                        logits_rows, logits_ex = logits_all[:len(rows)], logits_all[len(rows):]
-                        logits = logits_rows[inverse[:B]]
-                    else:
-                        logits_all = self.module_.encoder(torch.cat([x, ex_t]))
-                        logits, logits_ex = logits_all[:B], logits_all[B:]
-                    p_points = torch.softmax(logits, -1)
-                    d = weighted_code_distances(p_points, torch.softmax(logits_ex, -1), self.weights_)
-                    d_in = exemplar_distances(x, ex_t, self.metric,
-                                              rim_t[batch] if poincare else None, ex_rim_t)
-                    invalid = ex_rows_t.unsqueeze(0) == batch.unsqueeze(1)    # not its own exemplar
-                    if nbrs_t is not None:
-                        p_nb = torch.softmax(logits_rows, -1)[inverse[B:]].view(B, nbr.shape[1], self.D, self.K)
-                        d = torch.cat([d, weighted_code_distances(p_points, p_nb, self.weights_)], 1)
-                        d_in = torch.cat([d_in, nb_dist_t[batch]], 1)
-                        invalid = torch.cat([invalid, torch.zeros_like(nbr, dtype=torch.bool)], 1)
-                    Q = student_t_affinities(d, (~invalid).float(), self.q_normalization)
-                    for j, w in enumerate(cfg["kl_weights"]):
-                        P = exemplar_affinities(d_in, betas_t[batch, j], invalid)
-                        kl_value = kl_value + w * exemplar_kl(P, Q, self.q_normalization)
+
+        def start_epoch(epoch):
+            nonlocal tau
+            tau = _annealed(self.tau_start, self.tau_end, epoch - 1, self.epochs)
+
+        def batch_step(x, batch):
+            B = len(batch)
+            kl_value = torch.zeros((), device=dev)
+            if use_kl:
+                # One encoder pass for the batch, the shared exemplars and the batch's own
+                # neighbour exemplars (each distinct row once): the encoder works row by row,
+                # so this is the same computation as separate passes, in one call. The
+                # exemplars must be re-encoded at every step: their codes depend on the
+                # weights the previous step changed, and the KL's gradient flows through them.
+                if nbrs_t is not None:
+                    nbr = nbrs_t[batch]
+                    rows, inverse = torch.unique(torch.cat([batch, nbr.reshape(-1)]), return_inverse=True)
+                    logits_all = self.module_.encoder(torch.cat([X_t[rows], ex_t]))
+                    logits_rows, logits_ex = logits_all[:len(rows)], logits_all[len(rows):]
+                    logits = logits_rows[inverse[:B]]
                 else:
-                    logits = self.module_.encoder(x)
-                x_hat = self.module_.decoder(relax(logits, tau), self.weights_)
-                rec = reconstruction_error(x_hat, x)
-                loss = cfg["alpha"] * rec + cfg["beta"] * kl_value
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                totals += torch.stack([loss.detach(), rec.detach(), kl_value.detach()]).double() * (B / n)
-            loss_sum, rec_sum, kl_sum = totals.tolist()
-            record = {"epoch": epoch + 1, "n_epochs": self.epochs, "tau": tau,
-                      "seconds": time.perf_counter() - start,
-                      "loss": loss_sum, "reconstruction": rec_sum, "kl": kl_sum}
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
-        self.module_.eval()
+                    logits_all = self.module_.encoder(torch.cat([x, ex_t]))
+                    logits, logits_ex = logits_all[:B], logits_all[B:]
+                p_points = torch.softmax(logits, -1)
+                d = weighted_code_distances(p_points, torch.softmax(logits_ex, -1), self.weights_)
+                d_in = exemplar_distances(x, ex_t, self.metric,
+                                          rim_t[batch] if poincare else None, ex_rim_t)
+                invalid = ex_rows_t.unsqueeze(0) == batch.unsqueeze(1)    # not its own exemplar
+                if nbrs_t is not None:
+                    p_nb = torch.softmax(logits_rows, -1)[inverse[B:]].view(B, nbr.shape[1], self.D, self.K)
+                    d = torch.cat([d, weighted_code_distances(p_points, p_nb, self.weights_)], 1)
+                    d_in = torch.cat([d_in, nb_dist_t[batch]], 1)
+                    invalid = torch.cat([invalid, torch.zeros_like(nbr, dtype=torch.bool)], 1)
+                Q = student_t_affinities(d, (~invalid).float(), self.q_normalization)
+                for j, w in enumerate(cfg["kl_weights"]):
+                    P = exemplar_affinities(d_in, betas_t[batch, j], invalid)
+                    kl_value = kl_value + w * exemplar_kl(P, Q, self.q_normalization)
+            else:
+                logits = self.module_.encoder(x)
+            x_hat = self.module_.decoder(relax(logits, tau), self.weights_)
+            rec = reconstruction_error(x_hat, x)
+            loss = cfg["alpha"] * rec + cfg["beta"] * kl_value
+            # summed on the device, read once per epoch (no per-step synchronisation on a GPU)
+            return loss, {"loss": loss.detach().double(), "reconstruction": rec.detach().double(),
+                          "kl": kl_value.detach().double()}
+
+        self._train(X_t, self.module_.parameters(), batch_step, progress, modules=[self.module_],
+                    optimizer=OPTIMIZERS[self.optimizer], start_epoch=start_epoch,
+                    epoch_record=lambda epoch, means: {"tau": tau, "seconds": time.perf_counter() - start,
+                                                       **means})
         self.codes_ = self.transform(X)
         return self
 

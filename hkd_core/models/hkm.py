@@ -117,8 +117,10 @@ class HierarchicalKMeans(CodeModel):
         # A row's reconstruction at the current depth: the centroid of its node (its own row once
         # it sits alone in a leaf). Its mean squared error is the per-level "loss".
         X_hat = np.repeat(centroids[0][None, :], n, axis=0)
-        self.history_ = []
-        for level in range(self.D):
+
+        def grow_level(epoch: int) -> dict:
+            nonlocal frontier
+            level = epoch - 1
             next_frontier = []
             for node, rows in frontier:
                 if len(rows) < 2 or np.all(X[rows] == X[rows[0]]):
@@ -135,11 +137,9 @@ class HierarchicalKMeans(CodeModel):
                     X_hat[rows[assign == digit]] = centroid
             frontier = next_frontier
             mse = float(((X_hat.astype(np.float64) - X) ** 2).sum(axis=1).mean())
-            record = {"epoch": level + 1, "n_epochs": self.D, "loss": mse,
-                      "level": level + 1, "n_nodes": len(frontier)}
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
+            return {"loss": mse, "level": level + 1, "n_nodes": len(frontier)}
+
+        self._run_epochs(self.D, grow_level, progress)       # one record per tree level
         self.centroids_ = np.asarray(centroids, dtype=np.float32).reshape(-1, d)
         self.children_ = np.stack(children)
         self.depth_ = np.asarray(depth, dtype=np.int64)
@@ -189,4 +189,3 @@ class HierarchicalKMeans(CodeModel):
         self.centroids_ = np.asarray(state["centroids"], dtype=np.float32).reshape(-1, n_features)
         self.children_ = np.asarray(state["children"], dtype=np.int64)
         self.depth_ = np.asarray(state["depth"], dtype=np.int64)
-        self.history_ = []

@@ -33,12 +33,10 @@ from hkd_core.models.torch_utils import (
     check_device,
     check_features,
     check_n_threads,
-    epoch_batches,
     load_module_state,
     module_state,
     predict_in_batches,
     seeded_init,
-    torch_threads,
 )
 
 COMPOSITIONS = ("linear", "lstm")
@@ -197,40 +195,21 @@ class KDCodes(CodeModel):
             return straight_through_softmax(logits, tau)
         return torch.softmax(logits / tau, dim=-1)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "KDCodes":
-        self._validate_params()
-        X = self._validate_fit_X(X)
-        with torch_threads(self.n_threads):
-            return self._fit(X, progress)
-
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "KDCodes":
-        self.n_features_in_ = X.shape[1]
         self._build(X.shape[1])
-        device = self._device
-        X_t = torch.from_numpy(X).to(device)
-        params = [p for m in self._modules().values() for p in m.parameters()]
-        optimizer = torch.optim.Adam(params, lr=self.lr)
-        shuffle_gen = torch.Generator().manual_seed(self.random_state)
+        iteration, tau = 0, self.temperature(0)
 
-        self.history_ = []
-        iteration = 0
-        for epoch in range(1, self.epochs + 1):
-            total, n_seen = 0.0, 0
-            for idx in epoch_batches(len(X), self.batch_size, shuffle_gen):
-                x = X_t[idx.to(device)]
-                tau = self.temperature(iteration)
-                x_hat = self._decode(self._relax(self.encoder_(x), tau))
-                loss = nn.functional.mse_loss(x_hat, x)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-                n_seen += len(idx)
-                iteration += 1
-            record = {"epoch": epoch, "n_epochs": self.epochs, "loss": total / n_seen, "tau": tau}
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
+        def batch_step(x, idx):
+            nonlocal iteration, tau
+            tau = self.temperature(iteration)
+            iteration += 1
+            loss = nn.functional.mse_loss(self._decode(self._relax(self.encoder_(x), tau)), x)
+            return loss, {"loss": loss.item()}
+
+        modules = list(self._modules().values())
+        self._train(torch.from_numpy(X).to(self._device), [p for m in modules for p in m.parameters()],
+                    batch_step, progress, modules=modules,
+                    epoch_record=lambda epoch, means: {**means, "tau": tau})
         self.codes_ = self.transform(X)
         return self
 
@@ -255,4 +234,3 @@ class KDCodes(CodeModel):
         self._build(n_features)
         for name, module in self._modules().items():
             load_module_state(module, state, name)
-        self.history_ = []

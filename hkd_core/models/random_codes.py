@@ -69,9 +69,7 @@ class RandomCodes(CodeModel):
         self.code_means_ = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
         self.global_mean_ = X.astype(np.float64).mean(axis=0).astype(np.float32)
         mse = float(((self.code_means_[inverse] - X.astype(np.float64)) ** 2).sum(axis=1).mean())
-        self.history_ = [{"epoch": 1, "n_epochs": 1, "loss": mse}]
-        if progress is not None:
-            progress(dict(self.history_[0]))
+        self._run_epochs(1, lambda epoch: {"loss": mse}, progress)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -90,4 +88,3 @@ class RandomCodes(CodeModel):
         self.code_table_ = np.asarray(state["code_table"], dtype=np.int64)
         self.code_means_ = np.asarray(state["code_means"], dtype=np.float32).reshape(-1, n_features)
         self.global_mean_ = np.asarray(state["global_mean"], dtype=np.float32)
-        self.history_ = []

@@ -113,15 +113,15 @@ class ResidualQuantization(CodeModel):
         # Reconstruction after each level, from the codebooks faiss learned.
         X64 = X.astype(np.float64)
         X_hat = np.zeros_like(X64)
-        self.history_ = []
-        for level in range(self.D):
-            X_hat += self.codebooks_[level][self.codes_[:, level]]
+
+        def add_level(epoch: int) -> dict:
+            level = epoch - 1
+            X_hat[...] += self.codebooks_[level][self.codes_[:, level]]
             mse = float(((X_hat - X64) ** 2).sum(axis=1).mean())
-            record = {"epoch": level + 1, "n_epochs": int(self.D), "loss": mse, "level": level + 1,
-                      "n_codewords_used": int(len(np.unique(self.codes_[:, level])))}
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
+            return {"loss": mse, "level": level + 1,
+                    "n_codewords_used": int(len(np.unique(self.codes_[:, level])))}
+
+        self._run_epochs(self.D, add_level, progress)        # one record per level
         return self
 
     def _codebooks_from(self, rq, d: int) -> np.ndarray:
@@ -181,4 +181,3 @@ class ResidualQuantization(CodeModel):
         rq.compute_codebook_tables()
         self._rq = rq
         self.codebooks_ = codebooks
-        self.history_ = []

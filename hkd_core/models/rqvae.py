@@ -51,11 +51,9 @@ from hkd_core.models.torch_utils import (
     check_device,
     check_features,
     check_n_threads,
-    epoch_batches,
     load_module_state,
     module_state,
     predict_in_batches,
-    torch_threads,
 )
 
 from hkd_core.models.base import MAX_D, MAX_K  # noqa: E402  (the shared limits)
@@ -165,56 +163,41 @@ class RQVAE(CodeModel):
                              int(self.kmeans_iters), float(self.dead_code_threshold),
                              float(self.ema_decay)).to(self._device)
 
-    def fit(self, X, y=None, progress: ProgressCallback | None = None) -> "RQVAE":
-        self._validate_params()
-        X = self._validate_fit_X(X)
+    def _check_fit_rows(self, X: np.ndarray) -> None:
+        # (the library draws k-means seeds and dead-code replacements from torch's global RNG,
+        # which the fit seeds with random_state: CodeModel._torch_fit)
         if len(X) < self.K and self.kmeans_init:
             raise ValueError(f"rqvae with kmeans_init needs at least K={self.K} training rows, "
                              f"got {len(X)}; lower K or set kmeans_init=False")
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            # the library draws k-means seeds and dead-code replacements from torch's global RNG
-            torch.manual_seed(self.random_state)
-            return self._fit(X, progress)
 
     def _fit(self, X: np.ndarray, progress: ProgressCallback | None) -> "RQVAE":
-        self.n_features_in_ = X.shape[1]
         self._build(X.shape[1])
-        device = self._device
+        device, net = self._device, self.net_
         X_t = torch.from_numpy(X).to(device)
-        shuffle_gen = torch.Generator().manual_seed(self.random_state)
-        net = self.net_
+        shuffle_gen = self._shuffle_generator()
         net.train()
         # One pass over a sample starts the codebooks (k-means of its residuals when kmeans_init).
         init = torch.randperm(len(X), generator=shuffle_gen)[: self.init_rows]
         with torch.no_grad():
             net(X_t[init.to(device)])
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr)
-        self.history_ = []
-        for epoch in range(1, self.epochs + 1):
-            total = recon_total = commit_total = 0.0
-            for idx in epoch_batches(len(X), self.batch_size, shuffle_gen):
-                x = X_t[idx.to(device)]
-                x_hat, _, commit = net(x)
-                recon = ((x_hat - x) ** 2).sum(dim=1).mean()
-                commit = commit.sum()
-                loss = recon + self.commitment * commit
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-                recon_total += recon.item() * len(idx)
-                commit_total += commit.item() * len(idx)
-            record = {"epoch": epoch, "n_epochs": int(self.epochs), "loss": total / len(X),
-                      "reconstruction": recon_total / len(X), "commitment": commit_total / len(X)}
+
+        def batch_step(x, idx):
+            x_hat, _, commit = net(x)
+            recon = ((x_hat - x) ** 2).sum(dim=1).mean()
+            commit = commit.sum()
+            loss = recon + self.commitment * commit
+            return loss, {"loss": loss.item(), "reconstruction": recon.item(),
+                          "commitment": commit.item()}
+
+        def epoch_record(epoch, means):
             if epoch == self.epochs or epoch == 1 or epoch % max(1, self.epochs // 10) == 0:
                 net.eval()
                 codes = predict_in_batches(net.encode, X, device)
-                net.train()
-                record["codewords_used"] = [int(len(np.unique(codes[:, d]))) for d in range(self.D)]
-            self.history_.append(record)
-            if progress is not None:
-                progress(dict(record))
-        net.eval()
+                means["codewords_used"] = [int(len(np.unique(codes[:, d]))) for d in range(self.D)]
+            return means
+
+        self._train(X_t, net.parameters(), batch_step, progress, modules=[net],
+                    generator=shuffle_gen, epoch_record=epoch_record)
         self.codes_ = self.transform(X)
         return self
 
@@ -239,4 +222,3 @@ class RQVAE(CodeModel):
         self._build(n_features)
         load_module_state(self.net_, state, "net")
         self.net_.eval()
-        self.history_ = []

@@ -73,12 +73,10 @@ from hkd_core.models.torch_utils import (
     check_device,
     check_features,
     check_n_threads,
-    epoch_batches,
     load_module_state,
     module_state,
     predict_in_batches,
     seeded_init,
-    torch_threads,
 )
 
 BIT_ORDERS = ("hierarchy", "trained")
@@ -294,57 +292,35 @@ class SHREWD(CodeModel):
         if y is not None and len(y) != len(X):
             raise ValueError(f"y has {len(y)} labels for {len(X)} rows")
         item_class, classes, dist = self._label_setup(y, hierarchy, label_distance, classes)
-        with torch_threads(self.n_threads):
+        with self._torch_fit():              # torch's RNG draws the Beta target samples
             return self._fit(X, item_class, classes, dist, progress)
 
     def _fit(self, X, item_class, classes, dist, progress) -> "SHREWD":
-        self.n_features_in_ = X.shape[1]
         self.classes_ = np.asarray(classes)
         self.label_distance_ = dist.astype(np.float32)
         self._build(X.shape[1], len(classes))
         device = self._device
-        X_t = torch.from_numpy(X).to(device)
         cls_t = torch.from_numpy(item_class).to(device)
         dist_t = torch.from_numpy(self.label_distance_).to(device)
-        gen = torch.Generator().manual_seed(self.random_state)
         target = torch.distributions.Beta(torch.tensor(float(self.beta_a)), torch.tensor(float(self.beta_a)))
-        optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
-        self.history_ = []
-        self.net_.train()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)          # the Beta target samples
-            for epoch in range(1, self.epochs + 1):
-                sums = {"loss": 0.0, "sim": 0.0, "kl": 0.0, "cls": 0.0}
-                n_seen = 0
-                for idx in epoch_batches(len(X), self.batch_size, gen):
-                    if len(idx) < 2:
-                        continue                  # pairs need two rows
-                    idx = idx.to(device)
-                    z = self.net_(X_t[idx])
-                    c = cls_t[idx]
-                    terms = {}
-                    if self.lambda_sim > 0:
-                        terms["sim"] = similarity_loss(z, dist_t[c][:, c], self.gamma, self.rho)
-                    if self.lambda_kl > 0:
-                        u = target.sample(z.shape).to(device)
-                        terms["kl"] = kl_to_target_loss(z, u)
-                    if self.lambda_cls > 0:
-                        terms["cls"] = nn.functional.cross_entropy(self.net_.classifier(z), c)
-                    weights = {"sim": self.lambda_sim, "kl": self.lambda_kl, "cls": self.lambda_cls}
-                    loss = sum(weights[k] * v for k, v in terms.items())
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    sums["loss"] += loss.item() * len(idx)
-                    for k, v in terms.items():
-                        sums[k] += v.item() * len(idx)
-                    n_seen += len(idx)
-                record = {"epoch": epoch, "n_epochs": int(self.epochs),
-                          **{k: v / max(1, n_seen) for k, v in sums.items()}}
-                self.history_.append(record)
-                if progress is not None:
-                    progress(dict(record))
-        self.net_.eval()
+        weights = {"sim": self.lambda_sim, "kl": self.lambda_kl, "cls": self.lambda_cls}
+
+        def batch_step(x, idx):
+            z = self.net_(x)
+            c = cls_t[idx]
+            terms = {}
+            if self.lambda_sim > 0:
+                terms["sim"] = similarity_loss(z, dist_t[c][:, c], self.gamma, self.rho)
+            if self.lambda_kl > 0:
+                terms["kl"] = kl_to_target_loss(z, target.sample(z.shape).to(device))
+            if self.lambda_cls > 0:
+                terms["cls"] = nn.functional.cross_entropy(self.net_.classifier(z), c)
+            loss = sum(weights[k] * v for k, v in terms.items())
+            return loss, {"loss": loss.item(),
+                          **{k: terms[k].item() if k in terms else 0.0 for k in weights}}
+
+        self._train(torch.from_numpy(X).to(device), self.net_.parameters(), batch_step, progress,
+                    modules=[self.net_], min_batch_rows=2)          # pairs need two rows
         raw_bits = self._raw_bits(X)
         self.bit_order_ = self._order_bits(raw_bits, item_class)
         self.bits_ = raw_bits[:, self.bit_order_]
@@ -419,4 +395,3 @@ class SHREWD(CodeModel):
         self.code_means_ = np.asarray(state["code_means"], dtype=np.float32)
         self.global_mean_ = np.asarray(state["global_mean"], dtype=np.float32)
         self.bits_ = digits_to_bits(np.asarray(self.codes_), self.bits_per_digit)
-        self.history_ = []

@@ -1,5 +1,6 @@
 """Torch helpers shared by the torch code models (HKD, DCCL, KD codes): device and thread
-handling, seeded initialisation, batching, state_dict <-> numpy."""
+handling, seeded initialisation, batching, state_dict <-> numpy. The training loop that uses
+them is CodeModel's (base.py: ``_torch_fit``, ``_train``)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
