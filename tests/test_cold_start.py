@@ -96,14 +96,19 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
                 return False
         wait_for(page_loads, 60, "the page")
         text = lambda sel: driver.find_element("css selector", sel).text  # noqa: E731
-        try:
-            wait_for(lambda: "hkd trained" in text("#status") or "failed" in text("#status"), timeout,
-                     "the HKD training job")
-        except AssertionError as err:
-            raise AssertionError(f"{err}; the page says {text('#status')!r}\n{process_report(proc.pid)}") from None
+
+        def wait_or_report(fn, what):
+            try:
+                wait_for(fn, timeout, what)
+            except AssertionError as err:
+                raise AssertionError(f"{err} (start {os.path.basename(cache_dir)}); the page says "
+                                     f"{text('#status')!r}, map {text('#map-caption')!r}\n"
+                                     f"{process_report(proc.pid)}") from None
+        wait_or_report(lambda: "hkd trained" in text("#status") or "failed" in text("#status"),
+                       "the HKD training job")
         assert "failed" not in text("#status"), text("#status")
-        wait_for(lambda: "t-SNE" in text("#map-caption") and "hkd" in text("#map-caption"), 60,
-                 "the t-SNE map coloured by the trained codes")
+        wait_or_report(lambda: "t-SNE" in text("#map-caption") and "hkd" in text("#map-caption"),
+                       "the t-SNE map coloured by the trained codes")
         return time.time() - started
     finally:
         os.killpg(proc.pid, 9)
