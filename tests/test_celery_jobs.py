@@ -7,9 +7,9 @@ worker``, the README's command) takes it, and the model it trains reaches the pa
 shared cache directory while the server keeps serving. A wrong Redis URL is said clearly.
 
 redis-server is a Debian package (.ci/run installs it). Without it the end-to-end test is skipped
-locally and fails with CI=true, so CI cannot pass without running it. The end-to-end test takes
-about 20-30 s on two idle cores (a worker's start and its first torch import are most of it); its
-bounds only tell a hang from a busy machine.
+locally and fails with CI=true, so CI cannot pass without running it. Most of the end-to-end
+test's time is the worker's start and its first torch import (79 s were measured on two cores
+shared with other jobs, load 11); its bounds only tell a hang from a busy machine.
 """
 from __future__ import annotations
 
