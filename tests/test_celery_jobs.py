@@ -173,13 +173,23 @@ def test_a_training_job_waits_for_a_worker_then_runs_in_it(redis_url, tmp_path):
             stop(worker)
 
 
-def test_a_wrong_redis_url_gets_a_clear_message(tmp_path):
+def test_a_wrong_redis_url_gets_a_clear_message(tmp_path, capsys):
     url = f"redis://127.0.0.1:{free_port()}/0"            # nothing listens there
     with pytest.raises(JobsConfigError, match=f"cannot reach Redis at {url}: "):
         create_app(cache_dir=str(tmp_path), jobs="celery", redis_url=url)
-    cli = subprocess.run([sys.executable, "app.py", "--jobs", "celery", "--redis", url, "--cache-dir", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 2 and f"cannot reach Redis at {url}: " in cli.stderr, cli.stderr
+    # app.py's command line says it as a usage error (exit 2), before serving anything
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hkd_app_cli", os.path.join(ROOT, "app.py"))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    for argv, words in ((["--jobs", "celery", "--redis", url], f"cannot reach Redis at {url}: "),
+                        (["--jobs", "celery"], "--jobs celery needs --redis URL"),
+                        (["--redis", url], "--redis is only used with --jobs celery"),
+                        (["--jobs", "rq"], "invalid choice: 'rq'")):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv + ["--cache-dir", str(tmp_path)])
+        assert info.value.code == 2 and words in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -203,8 +213,17 @@ def test_a_password_in_the_redis_url_is_not_repeated():
     assert "s3cret" not in str(info.value) and "user:***@127.0.0.1" in str(info.value)
 
 
-def test_a_worker_without_a_redis_url_says_how_to_start(tmp_path):
+@pytest.mark.parametrize("url, words", [
+    (None, "set HKD_REDIS_URL to the server's --redis URL"),
+    ("redis://127.0.0.1:{port}/0", "cannot reach Redis at redis://127.0.0.1:{port}/0: "),
+])
+def test_a_worker_with_no_or_a_wrong_redis_url_says_why(tmp_path, url, words):
+    """The README's worker command stops at once with the reason, not after a hang."""
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "HKD_REDIS_URL"}
-    worker = subprocess.run([sys.executable, "-c", "import app.worker"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert worker.returncode != 0 and "set HKD_REDIS_URL to the server's --redis URL" in worker.stderr
+    if url:
+        env["HKD_REDIS_URL"] = url.format(port=port)
+    env["HKD_CACHE_DIR"] = str(tmp_path)
+    worker = subprocess.run([sys.executable, "-m", "celery", "-A", "app.worker", "worker", "--loglevel=info"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert worker.returncode != 0 and words.format(port=port) in worker.stderr, worker.stderr[-2000:]
