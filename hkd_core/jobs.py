@@ -130,14 +130,14 @@ def ping_redis(redis_url: str, timeout: float = 3.0) -> None:
 def celery_app(redis_url: str, name: str = "hkd_explorer"):
     """A Celery app with Redis as broker and result backend (Dash keeps results and progress there).
 
-    One job per worker process at a time and no prefetching: a training job holds a worker for
-    minutes, so a second one waits in Redis for whichever worker is free first."""
+    Each worker process reserves at most one job ahead (prefetch multiplier 1): a training job
+    holds a worker for minutes, so further jobs wait in Redis for whichever worker is free first.
+    With ``task_track_started`` a task reads STARTED in the result backend while a worker runs it."""
     from celery import Celery
 
     app = Celery(name, broker=redis_url, backend=redis_url)
     app.conf.update(worker_prefetch_multiplier=1, task_track_started=True,
-                    broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
-                    result_expires=24 * 3600)
+                    broker_connection_retry_on_startup=True, result_expires=24 * 3600)
     return app
 
 

@@ -105,6 +105,12 @@ def test_a_training_job_waits_for_a_worker_then_runs_in_it(redis_url, tmp_path):
     app = create_app(cache_dir=cache_dir, default_dataset="synthetic", controls={"model": "hkd"},
                      projection="pca", jobs="celery", redis_url=redis_url)
     ws = app.workspace
+    # nothing of the server's is pickled for Celery (the worker builds the app, the job's arguments
+    # travel as JSON); the workspace still pickles as its configuration, without its Celery probe
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(ws))
+    assert copy.cache_dir == ws.cache_dir and copy.job_probe is None and ws.job_probe is not None
     loopback = LoopbackServer(app)
     client = CallbackClient(app, loopback.url, timeout=30)
     worker, node, log_path = None, f"hkd-test-{os.getpid()}@localhost", tmp_path / "worker.log"
