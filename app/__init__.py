@@ -4,6 +4,8 @@
     callbacks.py  thin callbacks over state.py, hkd_core and figures.py
     figures.py    pure figure / table builders (tested without a browser)
     state.py      server-side workspace: data sets, results, projections (diskcache store)
+    client.py     the page's callback requests over HTTP (tests, the load benchmark)
+    worker.py     the Celery worker of ``python app.py --jobs celery`` (celery -A app.worker worker)
 """
 from __future__ import annotations
 
