@@ -4,6 +4,8 @@
     callbacks.py  thin callbacks over state.py, hkd_core and figures.py
     figures.py    pure figure / table builders (tested without a browser)
     state.py      server-side workspace: data sets, results, projections (diskcache store)
+    client.py     the page's callback requests over HTTP (tests, the load benchmark)
+    worker.py     the Celery worker of ``python app.py --jobs celery`` (celery -A app.worker worker)
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def callback_error_to_status(err: Exception):
 
 def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
                dataset_options: dict | None = None, controls: dict | None = None,
-               projection: str | None = None, title: str = "HKD Explorer", image_root: str | None = None):
+               projection: str | None = None, title: str = "HKD Explorer", image_root: str | None = None,
+               jobs: str = "diskcache", redis_url: str | None = None):
     """Build the Dash app.
 
     cache_dir        directory for the artefact store and Dash's background-job cache
@@ -41,17 +44,30 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     controls         overrides of the start values of the controls, e.g. {"model": "hkm", "epochs": 5}.
     projection       default map method when the data allow it ("pca" for fast tests).
     image_root       folder below which an upload's image-path column may be read (None: never).
+    jobs             where long jobs (training, slow maps) run: "diskcache" (processes of this
+                     server, the default) or "celery" (Celery workers over Redis, app/worker.py).
+    redis_url        the Redis server of the "celery" mode, e.g. redis://127.0.0.1:6379/0; it is
+                     pinged here, so a wrong URL fails at start with "cannot reach Redis at ...".
     """
     from dash import Dash
 
     from app.callbacks import register_callbacks
     from app.layout import build_layout
     from app.state import Workspace
+    from hkd_core.jobs import JOB_MODES, background_manager, celery_manager, ping_redis
     from hkd_core.models import MODEL_NAMES
 
+    if jobs not in JOB_MODES:
+        raise ValueError(f"jobs must be one of {JOB_MODES}, got {jobs!r}")
+    if jobs == "celery":
+        ping_redis(redis_url)      # "cannot reach Redis at URL: ..." before anything is built
+    elif redis_url is not None:
+        raise ValueError("redis_url is only used with jobs='celery'")
+
     ws = Workspace(cache_dir, dataset_options, controls, projection)
-    # before any job runs: drop entries a killed process left half-written, relist uploads
-    ws.store.cleanup()
+    # before any job runs: drop entries a killed process left half-written, relist uploads. With
+    # Celery, workers elsewhere may be writing now: diskcache's file check must not run then.
+    ws.store.cleanup(fix_files=jobs == "diskcache")
     choices = ws.dataset_choices()
     enabled = [o["value"] for o in choices if not o.get("disabled")]
     if not enabled:
@@ -59,10 +75,16 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     if default_dataset not in enabled:
         default_dataset = "synthetic" if "synthetic" in enabled else enabled[0]
 
-    from hkd_core.jobs import background_manager
+    if jobs == "celery":
+        # jobs run in Celery workers (app/worker.py builds this same app); Redis holds the queue,
+        # Dash's results and progress; the artefact store in cache_dir holds the models
+        from hkd_core.jobs import CeleryJobProbe
 
-    # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py)
-    manager = background_manager(os.path.join(ws.cache_dir, "jobs"))
+        manager = celery_manager(redis_url, ping=False)
+        ws.job_probe = CeleryJobProbe(manager.handle)
+    else:
+        # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py)
+        manager = background_manager(os.path.join(ws.cache_dir, "jobs"))
     app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
                serve_locally=True, update_title=None, on_error=callback_error_to_status)
     # a hard cap on any request body: an upload arrives base64-encoded (4/3 of its size) inside
@@ -113,4 +135,6 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     app.layout = serve_layout
     register_callbacks(app, ws, manager, image_root=image_root)
     app.workspace = ws  # for tests and the benchmark
+    app.jobs = jobs
+    app.celery = manager.handle if jobs == "celery" else None   # app/worker.py: the workers' Celery app
     return app

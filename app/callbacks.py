@@ -33,7 +33,8 @@ CONTROL_KEYS = ["model", "K", "D", "alpha", "beta", "perplexity", "epochs", "kme
                 "random_exemplars"]
 FAST_MODELS = ("hkm", "random")
 SUNBURST_DEPTH = 4
-JOB_START_GRACE_S = 90     # a job's process may take this long to start (forkserver, data loading)
+JOB_START_GRACE_S = 90     # a job's process may take this long to start (forkserver, data loading);
+                           # a Celery job queued in Redis is told apart from a dead one (celery_waiting)
 
 
 # -- pure helpers over the workspace (no Dash objects) ------------------------------------------
@@ -159,6 +160,22 @@ def distinct_labels(metas: list[dict]) -> list[str]:
                       - {"random_state"})
         out.append(describe(meta, keys))
     return out
+
+
+def celery_waiting(probe, request: dict) -> str | None:
+    """In Celery mode, what a training job that has no marker is doing: a sentence when it waits
+    in Redis for a worker, "" when a worker has it (starting up), None when it is gone."""
+    where, workers = probe.where(request["key"])
+    if where in ("running", "reserved"):
+        return ""
+    if where != "queued":
+        return None
+    model = request.get("model", "")
+    if not workers:
+        return (f"The {model} training job is queued in Redis, waiting for a Celery worker: none answers "
+                "(start one with: celery -A app.worker worker --loglevel=info)")
+    return (f"The {model} training job is queued in Redis, waiting for a free Celery worker "
+            f"({len(workers)} running, all busy)")
 
 
 def register_callbacks(app, ws: Workspace, background_manager, image_root: str | None = None):
@@ -329,6 +346,12 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         except Exception as exc:
             msg = f"Training failed: {type(exc).__name__}: {exc}"
             return no_update, msg, msg
+        if key != request["key"]:
+            # a Celery worker whose data set or code differs from the server's (another version,
+            # another cache directory): its model is not the one the page asked for
+            msg = (f"Training failed: the job's worker built a different model ({key}, not {request['key']}): "
+                   "start workers from the same code with the server's cache directory (HKD_CACHE_DIR)")
+            return no_update, msg, msg
         msg = f"{request['model']} trained in {time.time() - started:.0f} s"
         set_progress(("1", "1", f"{msg}; codes evaluated"))
         return ({"key": key, "dataset": request["dataset"], "model": request["model"]}, msg,
@@ -353,6 +376,12 @@ def register_callbacks(app, ws: Workspace, background_manager, image_root: str |
         if time.time() - float(asked) < JOB_START_GRACE_S or ws.has_result(request["key"]) \
                 or ws.training_alive(request["key"]):
             raise PreventUpdate
+        if ws.job_probe is not None:
+            waiting = celery_waiting(ws.job_probe, request)
+            if waiting == "":
+                raise PreventUpdate           # a worker holds the job: it has not written its marker yet
+            if waiting:
+                return no_update, no_update, no_update, waiting, waiting
         msg = (f"The {request.get('model', '')} training job stopped without a result (its process ended: "
                "a server restart or a kill); press Train to start it again")
         return False, True, "progress", msg, msg

@@ -4,13 +4,17 @@ what the reliability tests (tests/test_reliability.py) and the load benchmark
 
 ``CallbackClient.call("..result-key.data...train-request.data", {"dataset-select": "mammals", ...})``
 builds the ``POST /_dash-update-component`` body the Dash renderer would send for the callback
-whose output key starts with that prefix, from the app's callback map.
+whose output key starts with that prefix, from the app's callback map. A background callback
+(training, slow maps) answers that first request with its job's handles; ``call_background``
+then polls with them as the renderer does, until the job's response (or its end without one).
 """
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from werkzeug.serving import make_server
@@ -70,6 +74,34 @@ class CallbackClient:
         """(HTTP status, response text) of one callback request."""
         body = self.body(self.key(output_prefix, first_input), values, changed)
         return self.post("/_dash-update-component", json.dumps(body).encode())
+
+    def call_background(self, output_prefix: str, values: dict, changed: str | None = None,
+                        timeout: float = 120, interval: float = 0.5, on_poll=None) -> tuple[int, str, list]:
+        """(HTTP status, response text, progress values seen) of a background callback: the
+        first request starts the job, then the renderer's polls (``?cacheKey=..&job=..``) until
+        the job answers. ``on_poll(status, text)`` is called after each poll (a test can check
+        the server meanwhile). A callback that is not a background one answers the first request."""
+        data = json.dumps(self.body(self.key(output_prefix), values, changed)).encode()
+        status, text = self.post("/_dash-update-component", data)
+        handles = json.loads(text) if status == 200 else {}
+        if "cacheKey" not in handles:
+            return status, text, []
+        query = urllib.parse.urlencode({"cacheKey": handles["cacheKey"], "job": handles["job"]})
+        progress, end = [], time.time() + timeout
+        while time.time() < end:
+            time.sleep(interval)
+            status, text = self.post("/_dash-update-component?" + query, data)
+            if on_poll is not None:
+                on_poll(status, text)
+            if status != 200:
+                return status, text, progress            # 204: the job ended without an update
+            answer = json.loads(text)
+            if answer.get("progress"):
+                progress.append(answer["progress"])
+            if "response" in answer:
+                return status, text, progress
+        raise TimeoutError(f"background callback {output_prefix!r} gave no answer in {timeout} s "
+                           f"(progress seen: {progress[-1:] or 'none'})")
 
     def post(self, path: str, data: bytes) -> tuple[int, str]:
         request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})

@@ -153,6 +153,7 @@ class Workspace:
         self._results = Memo(8)            # result key -> {codes, metrics, meta}
         self._derived = Memo(32)           # (result key, what) -> prefix index, colours, payloads...
         self._lock = threading.RLock()
+        self.job_probe = None              # Celery mode: hkd_core.jobs.CeleryJobProbe (create_app)
 
     # A Workspace crosses to a background job process as its configuration: the job opens the
     # same store afresh (locks, SQLite handles and memos never cross a process boundary).
@@ -266,7 +267,11 @@ class Workspace:
         ds = self.dataset(dataset_key)
         key = self.result_key(dataset_key, model, params)
         est = make_model(model, **params)
-        self.store.put_json("training:" + key, {"pid": os.getpid(), "started": time.time()})
+        from hkd_core.jobs import current_celery_job, this_host
+
+        # who trains it: this process on this machine (and, in a Celery worker, which task)
+        self.store.put_json("training:" + key, {"pid": os.getpid(), "host": this_host(), "started": time.time(),
+                                                **current_celery_job()})
 
         def report(info):
             # Shared through the store so a second request for the same model can follow along.
@@ -304,23 +309,38 @@ class Workspace:
 
     def training_elsewhere(self, key: str) -> bool:
         """True while another live process is training this exact model (same key)."""
+        from hkd_core.jobs import this_host
+
         info = self.store.get_json("training:" + key)
-        if not info or info.get("pid") == os.getpid():
+        if not info or (info.get("pid") == os.getpid() and info.get("host", this_host()) == this_host()):
             return False
         return self.training_alive(key)
 
     def training_alive(self, key: str) -> bool:
         """True while some live process (this one included) is training this model. A marker
-        left by a killed process is deleted here: its model is not being trained."""
+        left by a killed process is deleted here: its model is not being trained.
+
+        A process on this machine is checked by its pid. A Celery job (its marker names the task)
+        on another machine is asked about through ``job_probe`` (hkd_core.jobs.CeleryJobProbe, set
+        in Celery mode); a process on another machine that cannot be asked counts as alive."""
+        from hkd_core.jobs import this_host
+
         info = self.store.get_json("training:" + key)
         if not info:
             return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
+        if info.get("host", this_host()) == this_host():
+            try:
+                os.kill(int(info["pid"]), 0)
+                alive = True
+            except (OSError, ValueError, KeyError, TypeError):
+                alive = False
+        elif info.get("task") and self.job_probe is not None:
+            alive = self.job_probe.task_alive(info["task"], info.get("worker"))
+        else:
+            alive = True
+        if not alive:
             self.store.cache.delete("training:" + key + ":json")
-            return False
-        return True
+        return alive
 
     def progress_of(self, key: str) -> dict:
         return self.store.get_json("progress:" + key) or {}
