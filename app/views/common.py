@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from dash import Patch
+from dash import Patch, State
 
 from app import figures as F
 from app.colours import depth_colours
@@ -22,6 +22,10 @@ CONTROL_IDS = ["model-select", "param-K", "param-D", "param-alpha", "param-beta"
 CONTROL_KEYS = ["model", "K", "D", "alpha", "beta", "perplexity", "epochs", "kmeans_exemplars",
                 "random_exemplars"]
 SUNBURST_DEPTH = 4
+# the result on the page and how its map is drawn (result, method, depth, scheme): the states of
+# every callback that patches the map (overlay_context) or exports what it shows
+MAP_VIEW_STATE = (State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
+                  State("colour-scheme", "value"))
 
 
 def view_data(ws: Workspace, result_key: str) -> dict:

@@ -14,8 +14,8 @@ from app import figures as F
 from app.controls import check_depth
 from app.layout import FIGURE_FORMATS, TABLE_FORMATS
 from app.state import Workspace
-from app.views.common import (colouring_at, describe, map_payload, map_xy, tree_colours_and_labels,
-                              view_data, view_hover)
+from app.views.common import (MAP_VIEW_STATE, colouring_at, describe, map_payload, map_xy,
+                              tree_colours_and_labels, view_data, view_hover)
 
 
 def register(app, ws: Workspace):
@@ -31,8 +31,7 @@ def register(app, ws: Workspace):
     @app.callback(
         Output("download", "data"), Output("export-status", "children"),
         Input("export-button", "n_clicks"),
-        State("export-target", "value"), State("export-format", "value"), State("result-key", "data"),
-        State("projection-select", "value"), State("depth-slider", "value"), State("colour-scheme", "value"),
+        State("export-target", "value"), State("export-format", "value"), *MAP_VIEW_STATE,
         State("entity-table", "rowData"), State("neighbour-table", "rowData"), State("metrics-table", "rowData"),
         State("map", "figure"), State("selection", "data"),
         prevent_initial_call=True,

@@ -19,8 +19,9 @@ from app import figures as F
 from app.colours import COLUMN_SCHEME, rank_colours, scheme_label
 from app.controls import check_depth
 from app.state import Workspace
-from app.views.common import (SUNBURST_DEPTH, colouring_at, describe, map_method, map_payload, members_table,
-                              metrics_rows_for, overlay_context, tree_colours_and_labels, view_data, view_hover)
+from app.views.common import (MAP_VIEW_STATE, SUNBURST_DEPTH, colouring_at, describe, map_method, map_payload,
+                              members_table, metrics_rows_for, overlay_context, tree_colours_and_labels, view_data,
+                              view_hover)
 from hkd_core.benchmark.report import tradeoff_figure
 from hkd_core.projection import PROJECTION_LABELS
 
@@ -140,8 +141,7 @@ def register(app, ws: Workspace):
         Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
         Output("find-info", "children"),
         Input("find-box", "value"),
-        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
-        State("colour-scheme", "value"),
+        *MAP_VIEW_STATE,
         prevent_initial_call=True,
     )
     def on_find(query, result, method, depth, scheme):
@@ -165,8 +165,7 @@ def register(app, ws: Workspace):
         Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
         Output("selection-info", "children", allow_duplicate=True), Output("selection", "data"),
         Input("map", "selectedData"),
-        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
-        State("colour-scheme", "value"),
+        *MAP_VIEW_STATE,
         prevent_initial_call=True,
     )
     def on_select(selected, result, method, depth, scheme):

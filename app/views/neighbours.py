@@ -13,7 +13,7 @@ from dash.exceptions import PreventUpdate
 from app import figures as F
 from app.controls import check_knn
 from app.state import Workspace
-from app.views.common import overlay_context
+from app.views.common import MAP_VIEW_STATE, overlay_context
 
 
 def register(app, ws: Workspace):
@@ -41,8 +41,7 @@ def register(app, ws: Workspace):
     @app.callback(
         Output("neighbour-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
         Input("entity-search", "value"), Input("param-knn", "value"),
-        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
-        State("colour-scheme", "value"),
+        *MAP_VIEW_STATE,
         prevent_initial_call=True,
     )
     def on_search(name, k, result, method, depth, scheme):

@@ -13,8 +13,8 @@ from dash.exceptions import PreventUpdate
 
 from app import figures as F
 from app.state import Workspace
-from app.views.common import (SUNBURST_DEPTH, describe, members_table, metrics_rows_for, overlay_context,
-                              tree_colours_and_labels, view_data)
+from app.views.common import (MAP_VIEW_STATE, SUNBURST_DEPTH, describe, members_table, metrics_rows_for,
+                              overlay_context, tree_colours_and_labels, view_data)
 from hkd_core.tree import node_members
 
 
@@ -53,8 +53,7 @@ def register(app, ws: Workspace):
         Output("entity-table", "rowData", allow_duplicate=True), Output("map", "figure", allow_duplicate=True),
         Output("selection-info", "children", allow_duplicate=True), Output("branch", "data"),
         Input("code-tree", "clickData"),
-        State("result-key", "data"), State("projection-select", "value"), State("depth-slider", "value"),
-        State("colour-scheme", "value"),
+        *MAP_VIEW_STATE,
         prevent_initial_call=True,
     )
     def on_tree_click(click, result, method, depth, scheme):
