@@ -1,7 +1,9 @@
 """The HKD Explorer Dash app: ``create_app(cache_dir=...)`` builds it (``python app.py`` runs it).
 
     layout.py     the page (CSS grid of cards; ids used by tests and callbacks)
-    callbacks.py  thin callbacks over state.py, hkd_core and figures.py
+    views/        the callbacks, one module a view (data, training, projection, map, tree,
+                  neighbours, export; shared helpers in views/common.py): thin callbacks over
+                  state.py, hkd_core and figures.py
     figures.py    pure figure / table builders (tested without a browser)
     state.py      server-side workspace: data sets, results, projections (diskcache store)
     client.py     the page's callback requests over HTTP (tests, the load benchmark)
@@ -51,7 +53,7 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
     """
     from dash import Dash
 
-    from app.callbacks import register_callbacks
+    from app.views import register_callbacks
     from app.layout import build_layout
     from app.state import Workspace
     from hkd_core.jobs import JOB_MODES, background_manager, celery_manager, ping_redis
@@ -130,7 +132,7 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
         controls = {**ws.controls_for(dataset), **{k: v for k, v in state.items() if k in CONTROL_KEYS}}
         return build_layout(choices, dataset, MODEL_NAMES, controls, url_state=state)
 
-    from app.callbacks import CONTROL_KEYS
+    from app.views import CONTROL_KEYS
 
     app.layout = serve_layout
     register_callbacks(app, ws, manager, image_root=image_root)
