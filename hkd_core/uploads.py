@@ -107,10 +107,11 @@ def parse_embedding_upload(
     elif ext == ".npy":
         X, names, labels, dims = _read_npy(filename, data, max_rows, max_columns), None, None, None
     else:
-        frame = _read_parquet(filename, data, max_rows, max_columns)
-        X, names, labels, dims, side = _table_columns(filename, frame, False, warnings)
+        X, names, labels, dims, side = _parse_parquet(filename, data, max_rows, max_columns, warnings)
 
     _check_shape(filename, X, max_rows, max_columns)
+    with np.errstate(over="ignore"):  # the Dataset holds float32: a value beyond its range is inf
+        X = X.astype(np.float32, copy=False)
     _check_finite(filename, X, dims)
     names = _unique_names(names, len(X), warnings)
     _warn_degenerate(X, warnings)
@@ -759,33 +760,193 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
             array = np.load(buf, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file ({err})") from None
-    return np.asarray(array, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return np.asarray(array, dtype=np.float32)
 
 
-def _read_parquet(filename, data: bytes, max_rows, max_columns) -> pd.DataFrame:
+@contextlib.contextmanager
+def _parquet_errors(filename):
+    """Errors of pyarrow while reading an upload become "a corrupt Parquet file"."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not (data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC)):
-        raise UploadError(f"{filename!r} is not a Parquet file (it lacks the PAR1 markers) or it is truncated")
     try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
-        meta = parquet.metadata
-        if meta.num_rows > max_rows:
-            raise UploadError(f"{filename!r} has {meta.num_rows:,} rows; the limit is {max_rows:,}")
-        if meta.num_columns > max_columns + 2:
-            raise UploadError(f"{filename!r} has {meta.num_columns:,} columns; the limit is {max_columns:,}")
-        frame = parquet.read().to_pandas()
+        yield
     except UploadError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError) as err:
         raise UploadError(f"{filename!r} is a corrupt Parquet file ({str(err)[:200]})") from None
-    if len(frame) == 0:
+
+
+def _is_numeric_type(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_numeric_list_type(t) -> bool:
+    import pyarrow as pa
+
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+            and _is_numeric_type(t.value_type))
+
+
+def _parse_parquet(filename, data: bytes, max_rows, max_columns, warnings):
+    """(X, names, labels, dimension names, side columns) of a Parquet upload, streamed.
+
+    Rows and columns are checked against the limits from the file's metadata before any data is
+    read. Numeric columns, and list columns of numbers (an embedding column), are read
+    ``_PARQUET_BATCH_ROWS`` rows at a time straight into one float32 array (rows x dimensions);
+    only the other columns (names, labels, text, images, ...) are read whole, with pandas, and
+    the same column rules and messages as for CSV apply to both.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not (data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC)):
+        raise UploadError(f"{filename!r} is not a Parquet file (it lacks the PAR1 markers) or it is truncated")
+    with _parquet_errors(filename):
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
+        schema = parquet.schema_arrow
+        pandas_meta = schema.pandas_metadata or {}
+    n = meta.num_rows
+    if n > max_rows:
+        raise UploadError(f"{filename!r} has {n:,} rows; the limit is {max_rows:,}")
+    if meta.num_columns > max_columns + 2:
+        raise UploadError(f"{filename!r} has {meta.num_columns:,} columns; the limit is {max_columns:,}")
+    if n == 0:
         raise UploadError(f"{filename!r} is empty (no rows)")
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
-    frame.attrs["header"] = True
-    return frame
+
+    # Columns as pandas would name them; a saved pandas index (listed in the metadata) is dropped.
+    index_columns = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+    shown = {c["field_name"]: str(c.get("name")) for c in pandas_meta.get("columns", [])
+             if isinstance(c, dict) and "field_name" in c}
+    fields = {}
+    for f in schema:
+        if f.name in index_columns:
+            continue
+        col = shown.get(f.name, f.name)
+        if col in fields:
+            raise UploadError(f"{filename!r} has two columns named {col!r}; rename one of them")
+        fields[col] = f
+    columns = list(fields)
+    reserved = set(NAME_COLUMNS) | set(LABEL_COLUMNS) | set(IMAGE_COLUMNS)
+    streamed = {col: f for col, f in fields.items()
+                if (_is_numeric_type(f.type) or _is_numeric_list_type(f.type))
+                and not (col.strip().lower() in reserved or col.strip().lower().startswith(META_PREFIXES))}
+    width = {}  # list column -> numbers per row (those of its first row)
+    lists = [col for col, f in streamed.items() if _is_numeric_list_type(f.type)]
+    if lists:
+        with _parquet_errors(filename):
+            first = next((b for b in parquet.iter_batches(batch_size=1, columns=[fields[c].name for c in lists])
+                          if b.num_rows), None)
+        if first is None:
+            raise UploadError(f"{filename!r} is a corrupt Parquet file (no rows, though its metadata says {n:,})")
+        for j, col in enumerate(lists):
+            value = first.column(j)[0]
+            if value.is_valid:
+                width[col] = len(value)
+            else:           # a first row without a list: read whole, the pandas rules explain it
+                del streamed[col]
+
+    others = [col for col in columns if col not in streamed]
+    with _parquet_errors(filename):
+        if others:
+            side = parquet.read(columns=[fields[c].name for c in others], use_pandas_metadata=True).to_pandas()
+            side = side.reset_index(drop=True)
+            side.columns = others
+        else:
+            side = pd.DataFrame(index=pd.RangeIndex(n))
+
+    def values_of(col):  # asked for a column named like a saved index only
+        if col not in streamed:
+            return side[col]
+        if col in width:
+            return [np.nan]   # a list column is never an index
+        with _parquet_errors(filename):
+            return parquet.read(columns=[fields[col].name]).column(0).to_numpy()
+
+    roles = _named_roles(columns, lambda c: c not in streamed and _is_text_column(side[c]),
+                         lambda c: c in width if c in streamed else _is_list_column(side[c]), warnings,
+                         lambda features: _drop_pandas_index(columns, features, values_of, warnings))
+    features = roles["features"]
+    if not features:
+        raise UploadError(
+            f"{filename!r} has no numeric columns: need at least 1 embedding dimension besides "
+            "the name and label columns"
+        )
+
+    errors: dict = {}   # column -> its first problem; the first column's problem is raised
+    converted = {}      # dimensions from columns read whole (numbers as text, booleans, ...)
+    for col in features:
+        if col not in streamed:
+            try:
+                converted[col] = _numeric_columns(filename, side, col, False)
+            except UploadError as err:
+                errors[col] = str(err)
+            width[col] = len(converted.get(col, [None]))
+        elif col not in width:
+            width[col] = 1
+    dims, offset = [], {}
+    for col in features:
+        offset[col] = len(dims)
+        dims.extend([str(col)] if width[col] == 1 else [f"{col}[{j}]" for j in range(width[col])])
+    if len(dims) > max_columns:   # before allocating rows x dimensions
+        _check_shape(filename, (n, len(dims)), max_rows, max_columns)
+    X = np.empty((n, len(dims)), dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported as such
+        for col, parts in converted.items():
+            for j, values in enumerate(parts):
+                X[:, offset[col] + j] = values
+
+    numeric_metadata = [c for c in roles["metadata"] if c in streamed]
+    metadata_values = {c: np.empty(n) for c in numeric_metadata}
+    wanted = [c for c in features if c in streamed] + numeric_metadata
+    row = 0
+    if wanted:
+        batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=[fields[c].name for c in wanted],
+                                       use_pandas_metadata=False)
+        while True:
+            with _parquet_errors(filename):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            k = batch.num_rows
+            if row + k > n:
+                raise UploadError(f"{filename!r} is a corrupt Parquet file (more rows than its metadata says)")
+            for j, col in enumerate(wanted):
+                array = batch.column(j)
+                if col in metadata_values:
+                    metadata_values[col][row:row + k] = array.to_numpy(zero_copy_only=False)
+                elif col in errors:
+                    continue
+                elif col in lists:
+                    lengths = pc.fill_null(pc.list_value_length(array), -1).to_numpy()
+                    bad = lengths != width[col]
+                    if bad.any():
+                        pos = int(np.argmax(bad))
+                        errors[col] = (f"ragged rows in {filename!r}: column {col!r} holds lists of {width[col]} "
+                                       f"numbers but row {row + pos + 1} holds "
+                                       f"{'no list' if lengths[pos] < 0 else lengths[pos]}")
+                        continue
+                    values = array.flatten().to_numpy(zero_copy_only=False)
+                    with np.errstate(over="ignore"):
+                        X[row:row + k, offset[col]:offset[col] + width[col]] = values.reshape(k, width[col])
+                else:
+                    with np.errstate(over="ignore"):
+                        X[row:row + k, offset[col]] = array.to_numpy(zero_copy_only=False)
+            row += k
+        if row != n:
+            raise UploadError(f"{filename!r} is a corrupt Parquet file (fewer rows than its metadata says)")
+    for col in features:
+        if col in errors:
+            raise UploadError(errors[col])
+
+    for col, values in metadata_values.items():
+        side[col] = values
+    names = None if roles["name"] is None else _text_values(side[roles["name"]], roles["name"], "name", warnings)
+    labels = None if roles["label"] is None else _text_values(side[roles["label"]], roles["label"], "label", warnings)
+    return X, names, labels, dims, _side_columns(filename, side, roles, warnings)
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -804,10 +965,13 @@ def _check_shape(filename, X, max_rows, max_columns) -> None:
         raise UploadError(f"{filename!r} has {cols:,} dimensions; the limit is {max_columns:,}")
 
 
+_FINITE_BLOCK_ROWS = 16_384  # rows checked at a time, so the check needs no rows x dims mask
+
+
 def _check_finite(filename, X: np.ndarray, dims: list[str] | None) -> None:
-    finite = np.isfinite(X)
-    if finite.all():
+    if all(np.isfinite(X[i:i + _FINITE_BLOCK_ROWS]).all() for i in range(0, len(X), _FINITE_BLOCK_ROWS)):
         return
+    finite = np.isfinite(X)
     n_nan = int(np.isnan(X).sum())
     n_inf = int(np.isinf(X).sum())
     row, col = (int(i) for i in np.argwhere(~finite)[0])
@@ -864,7 +1028,7 @@ def _choose_metric(filename, X, metric, warnings) -> str:
     hinted = any(h in filename.lower() for h in POINCARE_HINTS)
     if metric == "euclidean" or (metric is None and not hinted):
         return "euclidean"
-    norms = np.linalg.norm(X, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))  # of the float32 values kept
     outside = norms >= 1.0
     if not outside.any():
         return "poincare"
