@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         for fmt in args.formats:
             for rows in sizes:
                 data = make_file(fmt, rows, args.dims)
-                per_row.setdefault(fmt, len(data) / rows)
+                per_row[fmt] = len(data) / rows   # from the biggest file: the nearest to the cap
                 path = os.path.join(tmp, f"{fmt}-{rows}{EXTENSION[fmt]}")
                 with open(path, "wb") as fh:
                     fh.write(data)
