@@ -51,8 +51,9 @@ POINCARE_HINTS = ("poincare", "poincaré", "hyperbolic")
 # Cells that mean "no value" (compared lower-cased); they count as NaN, not as text.
 _NA_WORDS = frozenset({"", "nan", "-nan", "+nan", "na", "n/a", "null", "none", "<na>"})
 _HEAD_ROWS = 2_000  # rows read as text to find the header and the name/label columns
-_CSV_CHUNK_ROWS = 65_536  # rows per chunk of a big text file's typed parse
-_PARQUET_BATCH_ROWS = 65_536  # rows per record batch of a Parquet upload
+_CSV_CHUNK_ROWS = 65_536  # rows per chunk of a big text file's typed parse, at most
+_PARQUET_BATCH_ROWS = 65_536  # rows per record batch of a Parquet upload, at most
+_CHUNK_CELLS = 1 << 20  # and at most this many numbers per chunk or batch (8 MB as float64)
 _NPY_MAGIC = b"\x93NUMPY"
 _PARQUET_MAGIC = b"PAR1"
 _DUPLICATE_SEPARATOR = "#"
@@ -288,6 +289,11 @@ def _decode_text(filename, data, ext, max_rows, warnings):
 _UTF8_SLICE = 1 << 23  # bytes decoded at a time to check that a text upload is UTF-8
 
 
+def _chunk_rows(most: int, width: int) -> int:
+    """Rows per chunk: ``most``, fewer for wide rows so that a chunk holds at most _CHUNK_CELLS numbers."""
+    return max(1, min(most, _CHUNK_CELLS // max(width, 1)))
+
+
 def _check_utf8(filename, data: bytes, ext) -> None:
     """Raise unless ``data`` is UTF-8, decoding it a slice at a time (cut between characters) so
     that the check needs no copy of a big file's text; a failure is re-raised by decoding the
@@ -389,7 +395,7 @@ def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings, capa
             skip_blank_lines=True,
             engine="c",
             quotechar='"',
-            chunksize=_CSV_CHUNK_ROWS,
+            chunksize=_chunk_rows(_CSV_CHUNK_ROWS, len(feature_pos)),
         ) as reader:
             for chunk in reader:
                 block = chunk[feature_pos].to_numpy(dtype=np.float64)
@@ -904,7 +910,8 @@ def _parse_parquet(filename, data: bytes, max_rows, max_columns, warnings):
     wanted = [c for c in features if c in streamed] + numeric_metadata
     row = 0
     if wanted:
-        batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=[fields[c].name for c in wanted],
+        batch_rows = _chunk_rows(_PARQUET_BATCH_ROWS, len(dims) + len(numeric_metadata))
+        batches = parquet.iter_batches(batch_size=batch_rows, columns=[fields[c].name for c in wanted],
                                        use_pandas_metadata=False)
         while True:
             with _parquet_errors(filename):

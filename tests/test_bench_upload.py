@@ -9,8 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_upload_bench_quick(tmp_path):
     js = tmp_path / "upload.json"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_upload.py"), "--quick", "--json", str(js)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_upload.py"), "--quick",
+                           "--json", str(js)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "peak MB" in proc.stdout and "What the 50 MB cap allows" in proc.stdout
     record = json.loads(js.read_text())

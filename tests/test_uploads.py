@@ -638,3 +638,11 @@ def test_big_uploads_need_little_more_memory_than_their_float32_array(monkeypatc
         tracemalloc.stop()
         names = sys.getsizeof(ds.names) + sum(sys.getsizeof(s) for s in ds.names)
         assert peak - names < 1.6 * ds.X.nbytes, (filename, peak, names, ds.X.nbytes)
+
+
+def test_wide_rows_make_short_chunks():
+    import hkd_core.uploads as uploads
+
+    assert uploads._chunk_rows(65_536, 16) == 65_536
+    assert uploads._chunk_rows(65_536, 4_096) * 4_096 <= uploads._CHUNK_CELLS
+    assert uploads._chunk_rows(7, 4_096) == 7 and uploads._chunk_rows(65_536, 10**9) == 1
