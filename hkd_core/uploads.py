@@ -11,6 +11,10 @@ Accepted formats (by file extension):
 * ``.parquet`` -- the same column rules as CSV; a single column holding equal-length lists of
   numbers (the usual way to store embeddings in Parquet) is expanded into dimensions.
 
+Big files are read in bounded pieces: Parquet's numeric columns in record batches and a long
+text file in chunks, each straight into one preallocated float32 array (the Dataset's), so a
+million-row upload needs little more memory than that array and its names.
+
 Nothing in an upload is ever executed: no pickle, no eval, only parsers for inert formats.
 Every rejection raises :class:`UploadError` whose message is meant to be shown to the user as is.
 Rows in messages count from 1, header excluded; CSV messages also give the line of the file.
@@ -53,7 +57,8 @@ _NA_WORDS = frozenset({"", "nan", "-nan", "+nan", "na", "n/a", "null", "none", "
 _HEAD_ROWS = 2_000  # rows read as text to find the header and the name/label columns
 _CSV_CHUNK_ROWS = 65_536  # rows per chunk of a big text file's typed parse, at most
 _PARQUET_BATCH_ROWS = 65_536  # rows per record batch of a Parquet upload, at most
-_CHUNK_CELLS = 1 << 20  # and at most this many numbers per chunk or batch (8 MB as float64)
+_CHUNK_CELLS = 1 << 17  # and at most this many numbers per chunk or batch (1 MB as float64; pandas'
+                        # C reader needs ~50 MB for a 65,536-row chunk of 16 numbers, ~9 MB at 8,192)
 _NPY_MAGIC = b"\x93NUMPY"
 _PARQUET_MAGIC = b"PAR1"
 _DUPLICATE_SEPARATOR = "#"

@@ -606,7 +606,7 @@ def test_csv_parsed_in_small_chunks_gives_the_same_result_and_rows(monkeypatch):
         monkeypatch.setattr(uploads, "_CSV_CHUNK_ROWS", chunk)
         for key, content in variants.items():
             assert _outcome("big.csv", content) == expected[key], (chunk, key)
-        assert chunk in chunk_sizes                          # the typed parse went by chunks
+        assert uploads._chunk_rows(chunk, 4) in chunk_sizes  # the typed parse went by chunks (4 dims)
 
 
 def test_big_uploads_need_little_more_memory_than_their_float32_array(monkeypatch):
@@ -643,6 +643,6 @@ def test_big_uploads_need_little_more_memory_than_their_float32_array(monkeypatc
 def test_wide_rows_make_short_chunks():
     import hkd_core.uploads as uploads
 
-    assert uploads._chunk_rows(65_536, 16) == 65_536
+    assert uploads._chunk_rows(65_536, 1) == 65_536 and uploads._chunk_rows(65_536, 16) == 8_192
     assert uploads._chunk_rows(65_536, 4_096) * 4_096 <= uploads._CHUNK_CELLS
     assert uploads._chunk_rows(7, 4_096) == 7 and uploads._chunk_rows(65_536, 10**9) == 1
