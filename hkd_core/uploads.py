@@ -39,7 +39,7 @@ from hkd_core.datasets.base import METRICS, Dataset
 from hkd_core.npyio import NPY_HEADER_LOCK
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-MAX_ROWS = 1_000_000   # a million rows fit the 50 MB cap as float32 Parquet or .npy (e.g. 1M x 12)
+MAX_ROWS = 1_000_000   # a million rows fit the 50 MB cap as .npy (1M x 12 float32) or Parquet (1M x 11)
 MAX_COLUMNS = 4_096
 MIN_ROWS = 2  # the fewest rows a Dataset accepts; models may need more and say so when fitted
 
