@@ -11,6 +11,10 @@ Accepted formats (by file extension):
 * ``.parquet`` -- the same column rules as CSV; a single column holding equal-length lists of
   numbers (the usual way to store embeddings in Parquet) is expanded into dimensions.
 
+Big files are read in bounded pieces: Parquet's numeric columns in record batches and a long
+text file in chunks, each straight into one preallocated float32 array (the Dataset's), so a
+million-row upload needs little more memory than that array and its names.
+
 Nothing in an upload is ever executed: no pickle, no eval, only parsers for inert formats.
 Every rejection raises :class:`UploadError` whose message is meant to be shown to the user as is.
 Rows in messages count from 1, header excluded; CSV messages also give the line of the file.
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import contextlib
 import csv
 import io
 import os
@@ -33,7 +39,7 @@ from hkd_core.datasets.base import METRICS, Dataset
 from hkd_core.npyio import NPY_HEADER_LOCK
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-MAX_ROWS = 1_000_000   # a million rows fit the 50 MB cap as float32 Parquet or .npy (e.g. 1M x 12)
+MAX_ROWS = 1_000_000   # a million rows fit the 50 MB cap as .npy (1M x 12 float32) or Parquet (1M x 11)
 MAX_COLUMNS = 4_096
 MIN_ROWS = 2  # the fewest rows a Dataset accepts; models may need more and say so when fitted
 
@@ -49,6 +55,10 @@ POINCARE_HINTS = ("poincare", "poincaré", "hyperbolic")
 # Cells that mean "no value" (compared lower-cased); they count as NaN, not as text.
 _NA_WORDS = frozenset({"", "nan", "-nan", "+nan", "na", "n/a", "null", "none", "<na>"})
 _HEAD_ROWS = 2_000  # rows read as text to find the header and the name/label columns
+_CSV_CHUNK_ROWS = 65_536  # rows per chunk of a big text file's typed parse, at most
+_PARQUET_BATCH_ROWS = 65_536  # rows per record batch of a Parquet upload, at most
+_CHUNK_CELLS = 1 << 17  # and at most this many numbers per chunk or batch (1 MB as float64; pandas'
+                        # C reader needs ~50 MB for a 65,536-row chunk of 16 numbers, ~9 MB at 8,192)
 _NPY_MAGIC = b"\x93NUMPY"
 _PARQUET_MAGIC = b"PAR1"
 _DUPLICATE_SEPARATOR = "#"
@@ -103,10 +113,11 @@ def parse_embedding_upload(
     elif ext == ".npy":
         X, names, labels, dims = _read_npy(filename, data, max_rows, max_columns), None, None, None
     else:
-        frame = _read_parquet(filename, data, max_rows, max_columns)
-        X, names, labels, dims, side = _table_columns(filename, frame, False, warnings)
+        X, names, labels, dims, side = _parse_parquet(filename, data, max_rows, max_columns, warnings)
 
     _check_shape(filename, X, max_rows, max_columns)
+    with np.errstate(over="ignore"):  # the Dataset holds float32: a value beyond its range is inf
+        X = X.astype(np.float32, copy=False)
     _check_finite(filename, X, dims)
     names = _unique_names(names, len(X), warnings)
     _warn_degenerate(X, warnings)
@@ -226,12 +237,14 @@ def _parse_text_table(filename, data, ext, max_rows, max_columns, warnings):
     """(X, names, labels, dimension names) of a CSV/TSV/TXT upload.
 
     The layout (separator, word2vec preamble, header, name/label columns) is read from the first
-    rows; a file longer than that is then parsed once by pandas' C reader with float feature
-    columns. Any sign of trouble in that parse (a parser error, a missing value, a short row)
-    sends the file to the text path, which scans it cell by cell to name the offending row,
-    line and column. Small files always take the text path.
+    rows; a file longer than that is then parsed by pandas' C reader in chunks of
+    ``_CSV_CHUNK_ROWS`` rows with float feature columns, straight into one float32 array. Any
+    sign of trouble in that parse (a parser error, a missing value, a short row) sends the file
+    to the text path, which scans it cell by cell to name the offending row, line and column.
+    Small files always take the text path. The file's decoded text is only built for the text
+    path, never held beside a big file's typed parse.
     """
-    text, skip, sep, n_lines = _decode_text(filename, data, ext, max_rows, warnings)
+    skip, sep, n_lines = _decode_text(filename, data, ext, max_rows, warnings)
     if n_lines > skip + _HEAD_ROWS + 1:  # more lines than the head: try one typed parse
         try:
             head = _text_cells(filename, data, sep, skip, ext, _HEAD_ROWS + 1)
@@ -240,10 +253,13 @@ def _parse_text_table(filename, data, ext, max_rows, max_columns, warnings):
         if head is not None and len(head) > 1:
             if head.shape[1] > max_columns + 2:  # +2: a name and a label column are not dimensions
                 raise UploadError(f"{filename!r} has {head.shape[1]:,} columns; the limit is {max_columns:,}")
-            typed = _typed_text_table(data, sep, skip, _split_header(head), warnings)
+            # at most one row per line after the skipped ones (the last line may lack its newline)
+            typed = _typed_text_table(data, sep, skip, _split_header(head), warnings, n_lines - skip + 1)
             if typed is not None:
                 return typed
+    text = data.decode("utf-8-sig")  # _decode_text checked that this works
     _check_ragged(filename, text, text.splitlines(), sep, skip)
+    del text
     table = _text_cells(filename, data, sep, skip, ext, None)
     if len(table) == 0:
         raise UploadError(f"{filename!r} is empty (no rows)")
@@ -253,43 +269,74 @@ def _parse_text_table(filename, data, ext, max_rows, max_columns, warnings):
 
 
 def _decode_text(filename, data, ext, max_rows, warnings):
-    """(text, lines to skip before the table, separator, number of newlines) after checking
-    that the file is text."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise UploadError(
-            f"{filename!r} is not UTF-8 text (undecodable byte at offset {err.start}); "
-            f"is it a binary file with a {ext} extension?"
-        ) from None
+    """(lines to skip before the table, separator, number of newlines) after checking that the
+    file is UTF-8 text, without decoding all of it at once."""
+    _check_utf8(filename, data, ext)
     if b"\x00" in data:
         raise UploadError(f"{filename!r} contains NUL bytes: it is a binary file, not {ext} text")
-    if not text or text.isspace():
+    lines = _leading_lines(data, 3)
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    if not nonblank:  # the whole file was read: it is empty or white space
         raise UploadError(f"{filename!r} is empty (no rows)")
     n_lines = data.count(b"\n")
     if n_lines > max_rows + 2:
         raise UploadError(f"{filename!r} has more than {max_rows:,} rows (the limit is {max_rows:,})")
 
-    lines = _leading_lines(text, 3)
-    first = next(i for i, line in enumerate(lines) if line.strip())
+    first = nonblank[0]
     skip = first
     if _is_word2vec_preamble(lines, first):
         skip = first + 1
         warnings.append(f"line {first + 1} ('{lines[first].strip()}') looks like a word2vec header and was skipped")
     sep = _separator(ext, lines[skip] if skip < len(lines) else "")
-    return text, skip, sep, n_lines
+    return skip, sep, n_lines
 
 
-def _leading_lines(text: str, nonblank: int) -> list[str]:
+_UTF8_SLICE = 1 << 23  # bytes decoded at a time to check that a text upload is UTF-8
+
+
+def _chunk_rows(most: int, width: int) -> int:
+    """Rows per chunk: ``most``, fewer for wide rows so that a chunk holds at most _CHUNK_CELLS numbers."""
+    return max(1, min(most, _CHUNK_CELLS // max(width, 1)))
+
+
+def _check_utf8(filename, data: bytes, ext) -> None:
+    """Raise unless ``data`` is UTF-8, decoding it a slice at a time (cut between characters) so
+    that the check needs no copy of a big file's text; a failure is re-raised by decoding the
+    whole file, for the same message (and offset) as always."""
+    view = memoryview(data)
+    start = 0
+    try:
+        while start < len(data):
+            end = min(start + _UTF8_SLICE, len(data))
+            back = 0
+            while end < len(data) and back < 3 and (data[end] & 0xC0) == 0x80:  # a continuation byte
+                end -= 1
+                back += 1
+            codecs.utf_8_decode(view[start:end], "strict", True)
+            start = end
+    except UnicodeDecodeError:
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise UploadError(
+                f"{filename!r} is not UTF-8 text (undecodable byte at offset {err.start}); "
+                f"is it a binary file with a {ext} extension?"
+            ) from None
+    finally:
+        view.release()
+
+
+def _leading_lines(data: bytes, nonblank: int) -> list[str]:
     """The file's first lines (as ``str.splitlines`` splits them), up to and including its
-    ``nonblank``-th non-blank line, without splitting the whole text."""
+    ``nonblank``-th non-blank line, without decoding the whole file."""
     size = 1 << 16
-    while size < len(text):
-        lines = text[:size].splitlines()[:-1]  # the last line may be cut
+    while size < len(data):
+        # a character cut at the end only spoils the last line, which may be cut anyway
+        lines = data[:size].decode("utf-8-sig", errors="ignore").splitlines()[:-1]
         if sum(1 for line in lines if line.strip()) >= nonblank:
             return lines
         size *= 8
-    return text.splitlines()
+    return data.decode("utf-8-sig").splitlines()
 
 
 def _text_cells(filename, data: bytes, sep, skip, ext, nrows) -> pd.DataFrame:
@@ -317,9 +364,10 @@ def _text_cells(filename, data: bytes, sep, skip, ext, nrows) -> pd.DataFrame:
     return frame.loc[~frame.eq("").all(axis=1)]
 
 
-def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings):
-    """Parse the whole file once with float feature columns, or None to fall back to text cells
-    (on a parser error, a missing value or a short row: the text path names the culprit)."""
+def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings, capacity: int):
+    """Parse the whole file in chunks with float feature columns into one float32 array, or
+    None to fall back to text cells (on a parser error, a missing value or a short row: the
+    text path names the culprit). ``capacity``: at least the number of data rows."""
     if len(head) == 0:
         return None
     header = head.attrs.get("header", False)
@@ -327,12 +375,19 @@ def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings):
     roles = _column_roles(head, header, head_warnings, drop_index=False)
     if not roles["features"]:
         return None
-    position = {col: j for j, col in enumerate(head.columns)}
-    text_cols = [c for c in head.columns if c not in roles["features"]]
+    columns = list(head.columns)
+    position = {col: j for j, col in enumerate(columns)}
+    text_cols = [c for c in columns if c not in roles["features"]]
+    feature_pos = [position[c] for c in roles["features"]]
     dtypes = {position[c]: np.float64 for c in roles["features"]}
     dtypes.update({position[c]: "str" for c in text_cols})
+    X = np.empty((capacity, len(feature_pos)), dtype=np.float32)
+    # the first dimension as read, in case it turns out to be a saved pandas index
+    first = np.empty(capacity) if _may_be_index(columns, roles["features"]) else None
+    texts: dict = {c: [] for c in text_cols}
+    rows = 0
     try:
-        typed = pd.read_csv(
+        with pd.read_csv(
             io.BytesIO(data),
             encoding="utf-8-sig",
             sep=sep,
@@ -345,20 +400,32 @@ def _typed_text_table(data: bytes, sep, skip, head: pd.DataFrame, warnings):
             skip_blank_lines=True,
             engine="c",
             quotechar='"',
-        )
+            chunksize=_chunk_rows(_CSV_CHUNK_ROWS, len(feature_pos)),
+        ) as reader:
+            for chunk in reader:
+                block = chunk[feature_pos].to_numpy(dtype=np.float64)
+                if np.isnan(block).any() or any(chunk[position[c]].isna().any() for c in text_cols):
+                    return None  # a missing value or a short row: the text path says which
+                if rows + len(block) > capacity:
+                    return None  # cannot happen (one row per line at most); the text path copes
+                with np.errstate(over="ignore"):  # beyond float32: inf, reported as such below
+                    X[rows:rows + len(block)] = block
+                if first is not None:
+                    first[rows:rows + len(block)] = block[:, 0]
+                for c in text_cols:
+                    texts[c].append(chunk[position[c]])
+                rows += len(block)
     except (ValueError, pd.errors.ParserError):
         return None
-    if len(typed) == 0:
+    if rows == 0:
         return None
-    typed.columns = list(head.columns)
-    X = typed[roles["features"]].to_numpy(dtype=np.float64)
-    if np.isnan(X).any() or any(typed[c].isna().any() for c in text_cols):
-        return None  # a missing value or a short row: the text path says which
-    features = _drop_pandas_index(typed, roles["features"], head_warnings)
+    X.resize((rows, X.shape[1]), refcheck=False)  # in place: the array was never shared
+    typed = pd.DataFrame({c: pd.concat(texts[c], ignore_index=True) for c in text_cols}, index=pd.RangeIndex(rows))
+    features = _drop_pandas_index(columns, roles["features"], lambda c: first[:rows], head_warnings)
     if not features:
         return None
     if len(features) != len(roles["features"]):
-        X = X[:, 1:]
+        X = np.ascontiguousarray(X[:, 1:])
     warnings.extend(head_warnings)
     names = labels = None
     if roles["name"] is not None:
@@ -514,34 +581,11 @@ def _text_values(values: pd.Series, col, role: str, warnings) -> list[str]:
 
 def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool = True) -> dict:
     if header:
-        lower = {col: str(col).strip().lower() for col in frame.columns}
-        name_like = [c for c in frame.columns if lower[c] in NAME_COLUMNS]
-        label_like = [c for c in frame.columns if lower[c] in LABEL_COLUMNS]
-        name_col = min(name_like, key=lambda c: NAME_COLUMNS.index(lower[c]), default=None)
-        label_col = min(label_like, key=lambda c: LABEL_COLUMNS.index(lower[c]), default=None)
-        image_like = [c for c in frame.columns if lower[c] in IMAGE_COLUMNS]
-        image_col = min(image_like, key=lambda c: IMAGE_COLUMNS.index(lower[c]), default=None)
-        ignored = [c for c in name_like + label_like + image_like if c not in (name_col, label_col, image_col)]
-        if ignored:
-            warnings.append(f"columns {ignored} were ignored: only one name, one label and one image column are used")
-        rest = [c for c in frame.columns if c not in name_like + label_like + image_like]
-        # metadata: columns named meta:..., and text columns (mostly not numbers) -- a numeric
-        # column with a stray word stays a dimension, and its bad cell gets a clear error
-        metadata = [c for c in rest if lower[c].startswith(META_PREFIXES) or _is_text_column(frame[c])]
-        features = [c for c in rest if c not in metadata]
-        if any(_is_list_column(frame[c]) for c in features):
-            # Parquet with an embedding column of lists: the scalar columns describe the rows
-            scalars = [c for c in features if not _is_list_column(frame[c])]
-            metadata += scalars
-            features = [c for c in features if c not in scalars]
-        if drop_index:
-            features = _drop_pandas_index(frame, features, warnings)
-        if len(metadata) > MAX_METADATA_COLUMNS:
-            warnings.append(f"{len(metadata) - MAX_METADATA_COLUMNS} metadata columns were ignored "
-                            f"(at most {MAX_METADATA_COLUMNS} are kept): {metadata[MAX_METADATA_COLUMNS:][:5]}...")
-            metadata = metadata[:MAX_METADATA_COLUMNS]
-        return {"name": name_col, "label": label_col, "features": features, "metadata": metadata,
-                "image": image_col}
+        columns = list(frame.columns)
+        drop = (lambda features: _drop_pandas_index(columns, features, frame.__getitem__, warnings)) \
+            if drop_index else None
+        return _named_roles(columns, lambda c: _is_text_column(frame[c]), lambda c: _is_list_column(frame[c]),
+                            warnings, drop)
     # No header: leading text columns are the name, then the label (GloVe: "word v1 v2 ...").
     text_cols = []
     for col in frame.columns[:2]:
@@ -553,6 +597,39 @@ def _column_roles(frame: pd.DataFrame, header: bool, warnings, drop_index: bool 
     label_col = text_cols[1] if len(text_cols) > 1 else None
     features = [c for c in frame.columns if c not in text_cols]
     return {"name": name_col, "label": label_col, "features": features, "metadata": [], "image": None}
+
+
+def _named_roles(columns: list, is_text, is_list, warnings, drop_index=None) -> dict:
+    """Roles of named columns (a header row, or Parquet): ``is_text(col)``/``is_list(col)`` say
+    whether a column is mostly text / holds lists; ``drop_index(features)`` drops a saved index."""
+    lower = {col: str(col).strip().lower() for col in columns}
+    name_like = [c for c in columns if lower[c] in NAME_COLUMNS]
+    label_like = [c for c in columns if lower[c] in LABEL_COLUMNS]
+    name_col = min(name_like, key=lambda c: NAME_COLUMNS.index(lower[c]), default=None)
+    label_col = min(label_like, key=lambda c: LABEL_COLUMNS.index(lower[c]), default=None)
+    image_like = [c for c in columns if lower[c] in IMAGE_COLUMNS]
+    image_col = min(image_like, key=lambda c: IMAGE_COLUMNS.index(lower[c]), default=None)
+    ignored = [c for c in name_like + label_like + image_like if c not in (name_col, label_col, image_col)]
+    if ignored:
+        warnings.append(f"columns {ignored} were ignored: only one name, one label and one image column are used")
+    rest = [c for c in columns if c not in name_like + label_like + image_like]
+    # metadata: columns named meta:..., and text columns (mostly not numbers) -- a numeric
+    # column with a stray word stays a dimension, and its bad cell gets a clear error
+    metadata = [c for c in rest if lower[c].startswith(META_PREFIXES) or is_text(c)]
+    features = [c for c in rest if c not in metadata]
+    if any(is_list(c) for c in features):
+        # Parquet with an embedding column of lists: the scalar columns describe the rows
+        scalars = [c for c in features if not is_list(c)]
+        metadata += scalars
+        features = [c for c in features if c not in scalars]
+    if drop_index is not None:
+        features = drop_index(features)
+    if len(metadata) > MAX_METADATA_COLUMNS:
+        warnings.append(f"{len(metadata) - MAX_METADATA_COLUMNS} metadata columns were ignored "
+                        f"(at most {MAX_METADATA_COLUMNS} are kept): {metadata[MAX_METADATA_COLUMNS:][:5]}...")
+        metadata = metadata[:MAX_METADATA_COLUMNS]
+    return {"name": name_col, "label": label_col, "features": features, "metadata": metadata,
+            "image": image_col}
 
 
 def _is_list_column(series: pd.Series) -> bool:
@@ -589,16 +666,23 @@ def _side_columns(filename, frame: pd.DataFrame, roles: dict, warnings) -> dict:
     return {"columns": columns, "image": None if image is None else (str(image), frame[image].tolist())}
 
 
-def _drop_pandas_index(frame, features, warnings):
-    """A nameless first column counting 0, 1, 2, ... is a saved pandas index, not a dimension."""
+def _may_be_index(columns: list, features: list) -> bool:
+    """Whether the first dimension is named like a saved index (then its values decide)."""
     if not features:
+        return False
+    first = features[0]
+    return first == columns[0] and (str(first).startswith("column ") or str(first).startswith("Unnamed")
+                                    or str(first) in ("", "index", "__index_level_0__"))
+
+
+def _drop_pandas_index(columns: list, features: list, values_of, warnings) -> list:
+    """A nameless first column counting 0, 1, 2, ... is a saved pandas index, not a dimension.
+    ``values_of(col)``: that column's values, asked for only when its name fits."""
+    if not _may_be_index(columns, features):
         return features
     first = features[0]
-    if first != frame.columns[0] or not (str(first).startswith("column ") or str(first).startswith("Unnamed")
-                                         or str(first) in ("", "index", "__index_level_0__")):
-        return features
-    values = pd.to_numeric(frame[first], errors="coerce")
-    if values.notna().all() and np.array_equal(values.to_numpy(), np.arange(len(frame))):
+    values = pd.to_numeric(pd.Series(values_of(first)), errors="coerce")
+    if values.notna().all() and np.array_equal(values.to_numpy(), np.arange(len(values))):
         warnings.append(f"column {first!r} counts 0, 1, 2, ... (a saved row index) and was not used as a dimension")
         return features[1:]
     return features
@@ -687,33 +771,194 @@ def _read_npy(filename, data: bytes, max_rows, max_columns) -> np.ndarray:
             array = np.load(buf, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UploadError(f"{filename!r} is a corrupt .npy file ({err})") from None
-    return np.asarray(array, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return np.asarray(array, dtype=np.float32)
 
 
-def _read_parquet(filename, data: bytes, max_rows, max_columns) -> pd.DataFrame:
+@contextlib.contextmanager
+def _parquet_errors(filename):
+    """Errors of pyarrow while reading an upload become "a corrupt Parquet file"."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not (data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC)):
-        raise UploadError(f"{filename!r} is not a Parquet file (it lacks the PAR1 markers) or it is truncated")
     try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
-        meta = parquet.metadata
-        if meta.num_rows > max_rows:
-            raise UploadError(f"{filename!r} has {meta.num_rows:,} rows; the limit is {max_rows:,}")
-        if meta.num_columns > max_columns + 2:
-            raise UploadError(f"{filename!r} has {meta.num_columns:,} columns; the limit is {max_columns:,}")
-        frame = parquet.read().to_pandas()
+        yield
     except UploadError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError) as err:
         raise UploadError(f"{filename!r} is a corrupt Parquet file ({str(err)[:200]})") from None
-    if len(frame) == 0:
+
+
+def _is_numeric_type(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_numeric_list_type(t) -> bool:
+    import pyarrow as pa
+
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+            and _is_numeric_type(t.value_type))
+
+
+def _parse_parquet(filename, data: bytes, max_rows, max_columns, warnings):
+    """(X, names, labels, dimension names, side columns) of a Parquet upload, streamed.
+
+    Rows and columns are checked against the limits from the file's metadata before any data is
+    read. Numeric columns, and list columns of numbers (an embedding column), are read
+    ``_PARQUET_BATCH_ROWS`` rows at a time straight into one float32 array (rows x dimensions);
+    only the other columns (names, labels, text, images, ...) are read whole, with pandas, and
+    the same column rules and messages as for CSV apply to both.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not (data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC)):
+        raise UploadError(f"{filename!r} is not a Parquet file (it lacks the PAR1 markers) or it is truncated")
+    with _parquet_errors(filename):
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
+        schema = parquet.schema_arrow
+        pandas_meta = schema.pandas_metadata or {}
+    n = meta.num_rows
+    if n > max_rows:
+        raise UploadError(f"{filename!r} has {n:,} rows; the limit is {max_rows:,}")
+    if meta.num_columns > max_columns + 2:
+        raise UploadError(f"{filename!r} has {meta.num_columns:,} columns; the limit is {max_columns:,}")
+    if n == 0:
         raise UploadError(f"{filename!r} is empty (no rows)")
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
-    frame.attrs["header"] = True
-    return frame
+
+    # Columns as pandas would name them; a saved pandas index (listed in the metadata) is dropped.
+    index_columns = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+    shown = {c["field_name"]: str(c.get("name")) for c in pandas_meta.get("columns", [])
+             if isinstance(c, dict) and "field_name" in c}
+    fields = {}
+    for f in schema:
+        if f.name in index_columns:
+            continue
+        col = shown.get(f.name, f.name)
+        if col in fields:
+            raise UploadError(f"{filename!r} has two columns named {col!r}; rename one of them")
+        fields[col] = f
+    columns = list(fields)
+    reserved = set(NAME_COLUMNS) | set(LABEL_COLUMNS) | set(IMAGE_COLUMNS)
+    streamed = {col: f for col, f in fields.items()
+                if (_is_numeric_type(f.type) or _is_numeric_list_type(f.type))
+                and not (col.strip().lower() in reserved or col.strip().lower().startswith(META_PREFIXES))}
+    width = {}  # list column -> numbers per row (those of its first row)
+    lists = [col for col, f in streamed.items() if _is_numeric_list_type(f.type)]
+    if lists:
+        with _parquet_errors(filename):
+            first = next((b for b in parquet.iter_batches(batch_size=1, columns=[fields[c].name for c in lists])
+                          if b.num_rows), None)
+        if first is None:
+            raise UploadError(f"{filename!r} is a corrupt Parquet file (no rows, though its metadata says {n:,})")
+        for j, col in enumerate(lists):
+            value = first.column(j)[0]
+            if value.is_valid:
+                width[col] = len(value)
+            else:           # a first row without a list: read whole, the pandas rules explain it
+                del streamed[col]
+
+    others = [col for col in columns if col not in streamed]
+    with _parquet_errors(filename):
+        if others:
+            side = parquet.read(columns=[fields[c].name for c in others], use_pandas_metadata=True).to_pandas()
+            side = side.reset_index(drop=True)
+            side.columns = others
+        else:
+            side = pd.DataFrame(index=pd.RangeIndex(n))
+
+    def values_of(col):  # asked for a column named like a saved index only
+        if col not in streamed:
+            return side[col]
+        if col in width:
+            return [np.nan]   # a list column is never an index
+        with _parquet_errors(filename):
+            return parquet.read(columns=[fields[col].name]).column(0).to_numpy()
+
+    roles = _named_roles(columns, lambda c: c not in streamed and _is_text_column(side[c]),
+                         lambda c: c in width if c in streamed else _is_list_column(side[c]), warnings,
+                         lambda features: _drop_pandas_index(columns, features, values_of, warnings))
+    features = roles["features"]
+    if not features:
+        raise UploadError(
+            f"{filename!r} has no numeric columns: need at least 1 embedding dimension besides "
+            "the name and label columns"
+        )
+
+    errors: dict = {}   # column -> its first problem; the first column's problem is raised
+    converted = {}      # dimensions from columns read whole (numbers as text, booleans, ...)
+    for col in features:
+        if col not in streamed:
+            try:
+                converted[col] = _numeric_columns(filename, side, col, False)
+            except UploadError as err:
+                errors[col] = str(err)
+            width[col] = len(converted.get(col, [None]))
+        elif col not in width:
+            width[col] = 1
+    dims, offset = [], {}
+    for col in features:
+        offset[col] = len(dims)
+        dims.extend([str(col)] if width[col] == 1 else [f"{col}[{j}]" for j in range(width[col])])
+    if len(dims) > max_columns:   # before allocating rows x dimensions
+        _check_shape(filename, (n, len(dims)), max_rows, max_columns)
+    X = np.empty((n, len(dims)), dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported as such
+        for col, parts in converted.items():
+            for j, values in enumerate(parts):
+                X[:, offset[col] + j] = values
+
+    numeric_metadata = [c for c in roles["metadata"] if c in streamed]
+    metadata_values = {c: np.empty(n) for c in numeric_metadata}
+    wanted = [c for c in features if c in streamed] + numeric_metadata
+    row = 0
+    if wanted:
+        batch_rows = _chunk_rows(_PARQUET_BATCH_ROWS, len(dims) + len(numeric_metadata))
+        batches = parquet.iter_batches(batch_size=batch_rows, columns=[fields[c].name for c in wanted],
+                                       use_pandas_metadata=False)
+        while True:
+            with _parquet_errors(filename):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            k = batch.num_rows
+            if row + k > n:
+                raise UploadError(f"{filename!r} is a corrupt Parquet file (more rows than its metadata says)")
+            for j, col in enumerate(wanted):
+                array = batch.column(j)
+                if col in metadata_values:
+                    metadata_values[col][row:row + k] = array.to_numpy(zero_copy_only=False)
+                elif col in errors:
+                    continue
+                elif col in lists:
+                    lengths = pc.fill_null(pc.list_value_length(array), -1).to_numpy()
+                    bad = lengths != width[col]
+                    if bad.any():
+                        pos = int(np.argmax(bad))
+                        errors[col] = (f"ragged rows in {filename!r}: column {col!r} holds lists of {width[col]} "
+                                       f"numbers but row {row + pos + 1} holds "
+                                       f"{'no list' if lengths[pos] < 0 else lengths[pos]}")
+                        continue
+                    values = array.flatten().to_numpy(zero_copy_only=False)
+                    with np.errstate(over="ignore"):
+                        X[row:row + k, offset[col]:offset[col] + width[col]] = values.reshape(k, width[col])
+                else:
+                    with np.errstate(over="ignore"):
+                        X[row:row + k, offset[col]] = array.to_numpy(zero_copy_only=False)
+            row += k
+        if row != n:
+            raise UploadError(f"{filename!r} is a corrupt Parquet file (fewer rows than its metadata says)")
+    for col in features:
+        if col in errors:
+            raise UploadError(errors[col])
+
+    for col, values in metadata_values.items():
+        side[col] = values
+    names = None if roles["name"] is None else _text_values(side[roles["name"]], roles["name"], "name", warnings)
+    labels = None if roles["label"] is None else _text_values(side[roles["label"]], roles["label"], "label", warnings)
+    return X, names, labels, dims, _side_columns(filename, side, roles, warnings)
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -732,10 +977,13 @@ def _check_shape(filename, X, max_rows, max_columns) -> None:
         raise UploadError(f"{filename!r} has {cols:,} dimensions; the limit is {max_columns:,}")
 
 
+_FINITE_BLOCK_ROWS = 16_384  # rows checked at a time, so the check needs no rows x dims mask
+
+
 def _check_finite(filename, X: np.ndarray, dims: list[str] | None) -> None:
-    finite = np.isfinite(X)
-    if finite.all():
+    if all(np.isfinite(X[i:i + _FINITE_BLOCK_ROWS]).all() for i in range(0, len(X), _FINITE_BLOCK_ROWS)):
         return
+    finite = np.isfinite(X)
     n_nan = int(np.isnan(X).sum())
     n_inf = int(np.isinf(X).sum())
     row, col = (int(i) for i in np.argwhere(~finite)[0])
@@ -792,7 +1040,7 @@ def _choose_metric(filename, X, metric, warnings) -> str:
     hinted = any(h in filename.lower() for h in POINCARE_HINTS)
     if metric == "euclidean" or (metric is None and not hinted):
         return "euclidean"
-    norms = np.linalg.norm(X, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))  # of the float32 values kept
     outside = norms >= 1.0
     if not outside.any():
         return "poincare"

@@ -458,3 +458,191 @@ def test_label_hierarchy_file_parses_and_names_its_problems(tmp_path):
     ds = read_embedding_file(str(data))
     assert ds.hierarchy == {"dog": "animal", "cat": "animal"}
     assert ds.item_ancestors()[0] == {"animal": 0, "dog": 1}
+
+
+# -- big files: Parquet streamed in record batches, text parsed in chunks ---------------------------
+
+def _outcome(filename, content, **kw):
+    """Everything a parse gives (or its message), for comparing two ways of reading one file."""
+    try:
+        ds = parse_embedding_upload(filename, content, **kw)
+    except UploadError as err:
+        return str(err)
+    columns = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ds.metadata_columns().items()}
+    return ds.X.dtype.str, ds.X.tolist(), ds.names, ds.labels, ds.metric, ds.extra["warnings"], repr(columns)
+
+
+def _count_batches(monkeypatch):
+    """Count the record batches the parser reads from Parquet files (public iter_batches)."""
+    import pyarrow.parquet as pq
+
+    seen, real = [], pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):
+        for batch in real(self, *args, **kwargs):
+            seen.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    return seen
+
+
+def _parquet_layouts(n=50):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    names = [f"n{i}" for i in range(n)]
+    columns = pd.DataFrame({"name": names, "label": [f"L{i % 3}" for i in range(n)], "x": X[:, 0],
+                            "y": X[:, 1].astype(np.float64), "z": np.arange(n), "colour": ["red", "blue"] * (n // 2)})
+    lists = pd.DataFrame({"name": names, "embedding": [list(r) for r in X], "year": np.arange(n) + 2000,
+                          "meta:score": np.arange(n) * 0.5, "kind": ["p", "q"] * (n // 2)})
+    fixed = pa.table({"entity": names, "e": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), 3)})
+    buf = io.BytesIO()
+    import pyarrow.parquet as pq
+
+    pq.write_table(fixed, buf, row_group_size=16)  # several row groups too
+    return {"columns": parquet_bytes(columns), "list": parquet_bytes(lists), "fixed-size list": buf.getvalue()}
+
+
+@pytest.mark.parametrize("layout", ["columns", "list", "fixed-size list"])
+def test_parquet_streamed_in_batches_gives_the_same_dataset(monkeypatch, layout):
+    import hkd_core.uploads as uploads
+
+    content = _parquet_layouts()[layout]
+    whole = _outcome("v.parquet", content)                 # 50 rows: one batch
+    assert not isinstance(whole, str), whole
+    batches = _count_batches(monkeypatch)
+    monkeypatch.setattr(uploads, "_PARQUET_BATCH_ROWS", 7)
+    assert _outcome("v.parquet", content) == whole
+    assert len(batches) >= 50 // 7 and max(batches) <= 7   # it was read a few rows at a time
+
+
+def test_parquet_problem_in_a_later_batch_names_its_row(monkeypatch):
+    import hkd_core.uploads as uploads
+
+    monkeypatch.setattr(uploads, "_PARQUET_BATCH_ROWS", 7)
+    x = np.arange(20.0)
+    x[10] = np.nan                                          # row 11: the second batch
+    message = upload_error("v.parquet", parquet_bytes(pd.DataFrame({"x": x, "y": np.ones(20)})))
+    assert "1 missing or NaN value" in message and "first in row 11, column 'x'" in message
+    emb = [[1.0, 2.0]] * 20
+    emb = emb[:9] + [[1.0, np.inf]] + emb[10:]              # row 10, second batch
+    message = upload_error("v.parquet", parquet_bytes(pd.DataFrame({"embedding": emb})))
+    assert "1 infinite value" in message and "row 10, column 'embedding[1]'" in message
+    ragged = emb[:15] + [[1.0]] + emb[16:]                 # row 16, third batch
+    message = upload_error("v.parquet", parquet_bytes(pd.DataFrame({"embedding": ragged})))
+    assert message.endswith("column 'embedding' holds lists of 2 numbers but row 16 holds 1")
+    missing = emb[:15] + [None] + emb[16:]
+    assert "row 16 holds no list" in upload_error("v.parquet", parquet_bytes(pd.DataFrame({"embedding": missing})))
+    words = pd.DataFrame({"x": np.ones(20), "y": [str(i) for i in range(12)] + ["q"] + ["1"] * 7})
+    message = upload_error("v.parquet", parquet_bytes(words))
+    assert "column 'y'" in message and "row 13" in message and "'q'" in message
+
+
+def test_parquet_limits_are_checked_before_any_data_is_read(monkeypatch):
+    import pyarrow.parquet as pq
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the limits were checked")
+
+    content = parquet_bytes(pd.DataFrame({f"d{j}": np.arange(30.0) for j in range(6)}))
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", no_data)
+    monkeypatch.setattr(pq.ParquetFile, "read", no_data)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", no_data)
+    assert upload_error("v.parquet", content, max_rows=29) == "'v.parquet' has 30 rows; the limit is 29"
+    assert upload_error("v.parquet", content, max_columns=3) == "'v.parquet' has 6 columns; the limit is 3"
+
+
+def test_parquet_list_wider_than_the_limit_is_refused_before_the_array_is_made(monkeypatch):
+    wide = parquet_bytes(pd.DataFrame({"embedding": [list(range(50))] * 4}))
+    allocated = []
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, *a, **k: allocated.append(shape) or real_empty(shape, *a, **k))
+    assert upload_error("v.parquet", wide, max_columns=10) == "'v.parquet' has 50 dimensions; the limit is 10"
+    assert (4, 50) not in allocated
+
+
+def _csv_lines(rows=300):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(rows, 4)).round(4), columns=list("abcd"))
+    frame.insert(0, "name", [f"w{i}" for i in range(rows)])
+    frame.insert(1, "label", [f"L{i % 5}" for i in range(rows)])
+    return frame.to_csv(index=False).splitlines()
+
+
+def _text(lines):
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_csv_parsed_in_small_chunks_gives_the_same_result_and_rows(monkeypatch):
+    """The typed parse by chunks (a short head, 7 rows a chunk), in one chunk, and the text path
+    (the default for a file this small) agree on every result and every message."""
+    import hkd_core.uploads as uploads
+
+    lines = _csv_lines()
+    variants = {"good": _text(lines), "saved index": pd.read_csv(io.BytesIO(_text(lines))).to_csv().encode(),
+                "blank lines": _text(lines[:100] + ["", "  "] + lines[100:])}
+    for i, bad in [(251, "w,L,1,2,oops,4"), (251, "w,L,1,2,3"), (177, "w,L,1,,3,4"), (299, "w,L,1,inf,3,4"),
+                   (5, "w,L,1,nan,3,4"), (260, "w,L,1,2,3,4,5"), (220, ",L,1,2,3,4")]:
+        variants[f"line {i + 1}: {bad}"] = _text(lines[:i] + [bad] + lines[i + 1:])
+    expected = {key: _outcome("big.csv", content) for key, content in variants.items()}
+    assert expected["line 252: w,L,1,2,oops,4"] == (
+        "column 'c' of 'big.csv' is not numeric: row 251 (line 252 of the file) holds 'oops'; a column of numbers "
+        "with one word in it is not an embedding dimension (mostly-text columns are kept as metadata; name numeric "
+        "metadata meta:<name>)")
+    assert "first in row 299, column 'b'" in expected["line 300: w,L,1,inf,3,4"]
+    assert expected["line 261: w,L,1,2,3,4,5"].startswith("ragged rows in 'big.csv': line 261 has 7 fields")
+    chunk_sizes = []
+    real_read_csv = pd.read_csv
+
+    def spying_read_csv(*args, **kwargs):
+        chunk_sizes.append(kwargs.get("chunksize"))
+        return real_read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(uploads.pd, "read_csv", spying_read_csv)
+    monkeypatch.setattr(uploads, "_HEAD_ROWS", 20)
+    for chunk in (uploads._CSV_CHUNK_ROWS, 7):
+        monkeypatch.setattr(uploads, "_CSV_CHUNK_ROWS", chunk)
+        for key, content in variants.items():
+            assert _outcome("big.csv", content) == expected[key], (chunk, key)
+        assert uploads._chunk_rows(chunk, 4) in chunk_sizes  # the typed parse went by chunks (4 dims)
+
+
+def test_big_uploads_need_little_more_memory_than_their_float32_array(monkeypatch):
+    """Traced peak of a parse, less the names it returns, stays near the float32 array itself
+    (the old parsers built whole float64 frames and copies: 3-8 times the array)."""
+    import sys
+    import tracemalloc
+
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet as pq
+
+    import hkd_core.uploads as uploads
+
+    monkeypatch.setattr(uploads, "_PARQUET_BATCH_ROWS", 4096)
+    monkeypatch.setattr(uploads, "_CSV_CHUNK_ROWS", 4096)
+    monkeypatch.setattr(uploads, "_HEAD_ROWS", 200)
+    X = np.random.default_rng(0).normal(size=(60_000, 16)).astype(np.float32)
+    columns, lists = io.BytesIO(), io.BytesIO()
+    pq.write_table(pa.table({f"d{j}": X[:, j] for j in range(16)}), columns)
+    pq.write_table(pa.table({"e": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), 16)}), lists)
+    csv = io.BytesIO()
+    pa.csv.write_csv(pa.table({f"d{j}": X[:, j] for j in range(16)}), csv)   # much faster than pandas
+    csv = csv.getvalue()
+    for filename, content in [("v.parquet", columns.getvalue()), ("v.parquet", lists.getvalue()), ("v.csv", csv)]:
+        tracemalloc.start()
+        ds = parse_embedding_upload(filename, content)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        names = sys.getsizeof(ds.names) + sum(sys.getsizeof(s) for s in ds.names)
+        assert peak - names < 1.6 * ds.X.nbytes, (filename, peak, names, ds.X.nbytes)
+
+
+def test_wide_rows_make_short_chunks():
+    import hkd_core.uploads as uploads
+
+    assert uploads._chunk_rows(65_536, 1) == 65_536 and uploads._chunk_rows(65_536, 16) == 8_192
+    assert uploads._chunk_rows(65_536, 4_096) * 4_096 <= uploads._CHUNK_CELLS
+    assert uploads._chunk_rows(7, 4_096) == 7 and uploads._chunk_rows(65_536, 10**9) == 1
