@@ -41,6 +41,9 @@ from hkd_core.npyio import NPY_HEADER_LOCK
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 1_000_000   # a million rows fit the 50 MB cap as .npy (1M x 12 float32) or Parquet (1M x 11)
 MAX_COLUMNS = 4_096
+# rows x dimensions: a compressed Parquet file (or .npy header) may ask for far more than its bytes;
+# 64 M float32 numbers are 256 MB, five times what an uncompressed 50 MB upload can hold
+MAX_VALUES = 64_000_000
 MIN_ROWS = 2  # the fewest rows a Dataset accepts; models may need more and say so when fitted
 
 NAME_COLUMNS = ("name", "entity", "synset", "word", "id")  # in order of preference
@@ -902,8 +905,7 @@ def _parse_parquet(filename, data: bytes, max_rows, max_columns, warnings):
     for col in features:
         offset[col] = len(dims)
         dims.extend([str(col)] if width[col] == 1 else [f"{col}[{j}]" for j in range(width[col])])
-    if len(dims) > max_columns:   # before allocating rows x dimensions
-        _check_shape(filename, (n, len(dims)), max_rows, max_columns)
+    _check_shape(filename, (n, len(dims)), max_rows, max_columns)   # before allocating rows x dimensions
     X = np.empty((n, len(dims)), dtype=np.float32)
     with np.errstate(over="ignore"):  # beyond float32: inf, reported as such
         for col, parts in converted.items():
@@ -975,6 +977,9 @@ def _check_shape(filename, X, max_rows, max_columns) -> None:
         raise UploadError(f"{filename!r} has {rows:,} rows; the limit is {max_rows:,}")
     if cols > max_columns:
         raise UploadError(f"{filename!r} has {cols:,} dimensions; the limit is {max_columns:,}")
+    if rows * cols > MAX_VALUES:
+        raise UploadError(f"{filename!r} holds {rows:,} rows x {cols:,} dimensions = {rows * cols:,} numbers; "
+                          f"the limit is {MAX_VALUES:,} (compressed files too: they are unpacked in memory)")
 
 
 _FINITE_BLOCK_ROWS = 16_384  # rows checked at a time, so the check needs no rows x dims mask

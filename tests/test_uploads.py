@@ -646,3 +646,24 @@ def test_wide_rows_make_short_chunks():
     assert uploads._chunk_rows(65_536, 1) == 65_536 and uploads._chunk_rows(65_536, 16) == 8_192
     assert uploads._chunk_rows(65_536, 4_096) * 4_096 <= uploads._CHUNK_CELLS
     assert uploads._chunk_rows(7, 4_096) == 7 and uploads._chunk_rows(65_536, 10**9) == 1
+
+
+def test_a_highly_compressed_parquet_asking_for_too_many_numbers_is_refused_before_allocating(monkeypatch):
+    """A compression bomb: a small file of constant lists that would unpack to more numbers than
+    MAX_VALUES. It is refused from the metadata and its first row, before the array is made."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import hkd_core.uploads as uploads
+
+    monkeypatch.setattr(uploads, "MAX_VALUES", 10_000)
+    table = pa.table({"embedding": pa.array([[0.0] * 200] * 100, type=pa.list_(pa.float32()))})  # 20,000 numbers
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    allocated = []
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, *a, **k: allocated.append(shape) or real_empty(shape, *a, **k))
+    message = upload_error("bomb.parquet", buf.getvalue())
+    assert message == ("'bomb.parquet' holds 100 rows x 200 dimensions = 20,000 numbers; the limit is 10,000 "
+                       "(compressed files too: they are unpacked in memory)")
+    assert (100, 200) not in allocated
