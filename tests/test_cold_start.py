@@ -152,3 +152,50 @@ def test_process_report_names_the_children(tmp_path):
     finally:
         os.killpg(parent.pid, 9)
         parent.wait(10)
+
+
+PRELOAD_PROBE = """
+import importlib, json, os, sys, threading
+from hkd_core.jobs import PRELOAD_MODULES
+
+def state():
+    me = os.getpid()
+    with open(f"/proc/{me}/task/{me}/children") as fh:
+        children = fh.read().split()
+    return {"native_threads": len(os.listdir("/proc/self/task")), "python_threads": threading.active_count(),
+            "children": len(children)}
+
+for name in PRELOAD_MODULES:
+    if name != "torch._dynamo":
+        importlib.import_module(name)
+before = state()
+importlib.import_module("torch._dynamo")
+print(json.dumps({"before": before, "after": state()}))
+"""
+
+
+def test_the_forkserver_preload_starts_no_thread_or_process():
+    """What the forkserver imports must leave it a process that is safe to fork: torch._dynamo's
+    import (preloaded so no job pays it) adds no thread, Python or native, and no child process."""
+    out = subprocess.run([sys.executable, "-c", PRELOAD_PROBE], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    import json
+
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["after"] == got["before"], got
+    assert got["after"]["python_threads"] == 1 and got["after"]["children"] == 0
+
+
+def _dynamo_loaded(queue_dir):
+    with open(os.path.join(queue_dir, "dynamo"), "w") as fh:
+        fh.write(str("torch._dynamo" in sys.modules))
+
+
+def test_jobs_start_with_torch_dynamo_already_imported(tmp_path):
+    from hkd_core.jobs import job_context
+
+    proc = job_context("forkserver").Process(target=_dynamo_loaded, args=(str(tmp_path),))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert (tmp_path / "dynamo").read_text() == "True"
