@@ -237,3 +237,43 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_export_browser_is_started_once_and_stopped(chrome):
+    """The first static export starts kaleido's persistent browser; the next ones reuse it and
+    draw the same image; stopping it is clean and the next export starts it again."""
+    from PIL import Image
+
+    from hkd_core.export import export_browser_running, stop_export_browser
+
+    stop_export_browser()
+    fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[2, 0, 1]))
+    first = figure_bytes(fig, "png", width=320, height=200, scale=1)
+    assert export_browser_running()
+    second = figure_bytes(fig, "png", width=320, height=200, scale=1)
+    assert export_browser_running()
+    assert Image.open(io.BytesIO(second)).size == (320, 200)
+    assert np.abs(np.asarray(Image.open(io.BytesIO(first)), dtype=int)
+                  - np.asarray(Image.open(io.BytesIO(second)), dtype=int)).max() <= 8
+    stop_export_browser()
+    assert not export_browser_running()
+    assert figure_bytes(fig, "svg").lstrip().startswith(b"<svg")
+    assert export_browser_running()
+
+
+def test_export_bench_quick_prints_both_ways(chrome, capsys):
+    import importlib.util
+    import pathlib
+
+    import hkd_core.export as export
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_export.py"
+    spec = importlib.util.spec_from_file_location("bench_export", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    try:
+        assert bench.main(["--quick"]) == 0
+    finally:
+        export.PERSISTENT_BROWSER = True
+    out = capsys.readouterr().out
+    assert "browser per image (anchor)" in out and "persistent browser" in out and "x anchor" in out
