@@ -66,13 +66,21 @@
     var full = gd && gd._fullData && gd._fullData[TRACE_POINTS];
     if (!(full && full.x && full.x.length === payload.n)) { return; }
     var info = payload.depths[d];
-    window.Plotly.restyle(gd, {
+    // One restyle for the points and the branch labels: a second call for the labels would
+    // redraw the whole figure a second time (bench/bench_app.py).
+    // (undefined leaves that trace's attribute as it is.)
+    var update = {
       'marker.color': [slotsFor(payload, d)], 'marker.colorscale': [colourScale(info.colours)],
-      'marker.cmin': [-0.5], 'marker.cmax': [info.colours.length - 0.5]}, [TRACE_POINTS]);
+      'marker.cmin': [-0.5], 'marker.cmax': [info.colours.length - 0.5]};
+    var traces = [TRACE_POINTS];
     if (gd.data.length > TRACE_LABELS) {
-      window.Plotly.restyle(gd, {x: [info.labels.x], y: [info.labels.y], text: [info.labels.text]},
-                            [TRACE_LABELS]);
+      traces.push(TRACE_LABELS);
+      Object.keys(update).forEach(function (k) { update[k].push(undefined); });
+      update.x = [undefined, info.labels.x];
+      update.y = [undefined, info.labels.y];
+      update.text = [undefined, info.labels.text];
     }
+    window.Plotly.restyle(gd, update, traces);
   }
 
   window.hkdRecolour = {slotsFor: slotsFor, graphDiv: graphDiv, restyle: restyle};

@@ -68,7 +68,11 @@ def browser():
     opts.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1200"):
         opts.add_argument(a)
-    return webdriver.Chrome(options=opts)
+    driver = webdriver.Chrome(options=opts)
+    # a million points keep the page's main thread busy for many seconds (software WebGL here):
+    # a script waits for it instead of failing
+    driver.set_script_timeout(600)
+    return driver
 
 
 def start_server(port, cache_dir, dataset):
