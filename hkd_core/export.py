@@ -1,12 +1,8 @@
 """Bytes for the app's downloads: figures (PNG, SVG, PDF, offline HTML) and tables (CSV, Parquet).
 
 Static images are drawn by kaleido 1.x, which drives a local Chrome/Chromium (``/usr/bin/chromium``
-here; ``BROWSER_PATH`` overrides). The browser is started once, on the first static export (not
-at start-up: it would cost the first map several CPU seconds), kept for the next ones - about 1 s
-an image instead of 6-8 s (wall) with a browser per image, 0.26x its CPU over 5 images
-(``python bench/bench_export.py``) - and
-stopped at exit (:func:`stop_export_browser`). If it fails, that image is drawn by a browser
-started for it alone. Renders are serialised with a lock and each has a time limit.
+here; ``BROWSER_PATH`` overrides), started for each image. Renders are serialised with a lock, so
+concurrent exports never run more than one browser at a time, and each has a time limit.
 """
 from __future__ import annotations
 
@@ -98,75 +94,7 @@ def _render_static(fig_dict: dict, opts: dict) -> bytes:
             "(install it, e.g. `apt-get install chromium`, or set BROWSER_PATH); HTML export works without it"
         )
     with _lock:
-        if PERSISTENT_BROWSER and _start_export_browser():
-            try:
-                return _render_persistent(fig_dict, opts, EXPORT_TIMEOUT_S)
-            except (ValueError, TypeError):
-                raise
-            except Exception:  # noqa: BLE001 - a broken browser: drop it, draw this one alone
-                _stop_export_browser()
         return _render_oneshot(fig_dict, opts, EXPORT_TIMEOUT_S)
-
-
-PERSISTENT_BROWSER = True      # False: a browser per image (the old way, and the bench's anchor)
-
-
-_browser = {"running": False, "at_exit": False, "pid": None}
-
-
-def export_browser_running() -> bool:
-    """Whether kaleido's persistent browser is up in this process (started by its first static
-    export). A forked child (a background job) does not have it: its images start their own."""
-    return _browser["running"] and _browser["pid"] == os.getpid()
-
-
-def _start_export_browser() -> bool:
-    """Start kaleido's persistent browser unless it runs; stopped at exit. False if it cannot."""
-    import atexit
-
-    import kaleido
-
-    if export_browser_running():
-        return True
-    if _browser["pid"] not in (None, os.getpid()):
-        return False     # a fork of the process that started it: kaleido's server is not ours
-    try:
-        kaleido.start_sync_server(n=1, timeout=EXPORT_TIMEOUT_S, silence_warnings=True, **_KALEIDO_OPTIONS)
-    except Exception:  # noqa: BLE001 - no persistent browser: each image starts its own
-        return False
-    _browser.update(running=True, pid=os.getpid())
-    if not _browser["at_exit"]:
-        atexit.register(stop_export_browser)
-        _browser["at_exit"] = True
-    return True
-
-
-def stop_export_browser() -> None:
-    """Stop the persistent browser (at exit, or when it broke); the next export starts one again."""
-    with _lock:
-        _stop_export_browser()
-
-
-def _stop_export_browser() -> None:
-    import kaleido
-
-    if export_browser_running():
-        _browser["pid"] = None
-        _browser["running"] = False
-        try:
-            kaleido.stop_sync_server(silence_warnings=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-
-
-def _render_persistent(fig_dict: dict, opts: dict, timeout: float) -> bytes:
-    import kaleido
-
-    try:
-        return _run_with_timeout(lambda: kaleido.calc_fig_sync(fig_dict, opts=opts), timeout)
-    except TimeoutError as err:
-        _stop_export_browser()
-        raise ExportError(f"static export timed out: {err}") from None
 
 
 def _render_oneshot(fig_dict: dict, opts: dict, timeout: float) -> bytes:
