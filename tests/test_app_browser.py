@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
@@ -17,8 +18,42 @@ from app import create_app
 from app import figures as F
 from hkd_core.datasets import DATASETS
 
+from diagnostics import process_report, stop_jobs
+
 SMALL = {"synthetic": {"n_per_cluster": 25}}
 FAST = {"model": "hkm"}
+
+
+PAGE_STATE = ("#status", "#progress-text", "#train-status", "#map-caption", "#upload-error")
+
+
+def page_state(dash_duo) -> str:
+    said = []
+    for selector in PAGE_STATE:
+        found = dash_duo.driver.find_elements("css selector", selector)
+        if found:
+            said.append(f"{selector} {found[0].text!r}")
+    return ", ".join(said)
+
+
+def wait_for_text(dash_duo, selector, text, timeout=30):
+    """dash_duo.wait_for_contains_text, and on a timeout what the page and the server's processes
+    (this test process, its forkserver and jobs) are doing: a hung job says where it hangs."""
+    try:
+        return dash_duo.wait_for_contains_text(selector, text, timeout=timeout)
+    except TimeoutException as err:
+        raise AssertionError(f"{err.msg}\nthe page says: {page_state(dash_duo)}\n"
+                             f"{process_report(os.getpid(), python_only=True)}") from None
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test():
+    """Each test's server stops with it; a job it left running (a cancel the server had no time
+    to carry out) is stopped too, so it cannot slow the next test's jobs."""
+    yield
+    left = stop_jobs(os.getpid())
+    if left:
+        print(f"stopped {len(left)} background job(s) left running: {left}")
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +130,17 @@ def grid_rows(dash_duo, grid_id):
 def test_page_renders_and_slider_recolours_map(dash_duo, cache_dir):
     start(dash_duo, cache_dir)
     assert dash_duo.find_element("#code-tree .js-plotly-plot")
-    dash_duo.wait_for_contains_text("#depth-label", "N = 1", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 1", timeout=30)
     before = map_colours(dash_duo)
     assert len(before) == 400
     thumb = dash_duo.find_element("#depth-slider [role=slider]")
     thumb.click()
     thumb.send_keys(Keys.ARROW_RIGHT)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 2", timeout=30)
     after = wait_until(lambda: (c := map_colours(dash_duo)) != before and c)
     assert len(set(after)) > len(set(before))       # deeper prefix: more groups, more colours
     thumb.send_keys(Keys.HOME)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 0", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 0", timeout=30)
     assert len(set(wait_until(lambda: (c := map_colours(dash_duo)) != after and c))) == 1
     assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
 
@@ -136,7 +171,7 @@ def test_entity_search_lists_neighbours(dash_duo, cache_dir):
     xpath = f"//*[contains(@class, 'dash-options-list-option') and normalize-space(.)='{query}']"
     option = wait_until(lambda: dash_duo.driver.find_elements("xpath", xpath), timeout=30)[0]
     option.click()
-    dash_duo.wait_for_contains_text("#entity-search", query, timeout=30)
+    wait_for_text(dash_duo, "#entity-search", query, timeout=30)
     wait_until(lambda: len(grid_rows(dash_duo, "neighbour-table")) > 3, timeout=30)
     text = dash_duo.find_element("#neighbour-table").text
     assert query in text and expected in text.replace(query, "", 1)
@@ -164,13 +199,13 @@ def test_bad_upload_shows_error_and_server_keeps_serving(dash_duo, cache_dir, tm
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,hello\n2,3\n")
     dash_duo.find_element("#upload input[type=file]").send_keys(str(bad))
-    dash_duo.wait_for_contains_text("#upload-error", "bad.csv", timeout=30)
+    wait_for_text(dash_duo, "#upload-error", "bad.csv", timeout=30)
     assert dash_duo.find_element("#upload-error").is_displayed()
     # the server still answers callbacks: the slider still recolours
     thumb = dash_duo.find_element("#depth-slider [role=slider]")
     thumb.click()
     thumb.send_keys(Keys.ARROW_RIGHT)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 2", timeout=30)
 
 
 def test_background_training_shows_progress_and_cancels(dash_duo, tmp_path):
@@ -178,7 +213,7 @@ def test_background_training_shows_progress_and_cancels(dash_duo, tmp_path):
     app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic", dataset_options=SMALL,
                      controls={"model": "hkd", "epochs": 5000}, projection="pca")   # the most the page allows
     dash_duo.start_server(app)
-    dash_duo.wait_for_contains_text("#progress-text", "epoch", timeout=120)
+    wait_for_text(dash_duo, "#progress-text", "epoch", timeout=120)
     assert not dash_duo.find_element("#train-button").is_enabled()       # a job is running
     dash_duo.find_element("#cancel-button").click()
     wait_until(lambda: dash_duo.find_element("#train-button").is_enabled(), timeout=60)
@@ -196,7 +231,7 @@ def test_hierarchical_colours_drawn_children_are_shades_of_parents(dash_duo, tmp
                      controls={"model": "hkm", "K": 2}, projection="pca")
     dash_duo.start_server(app)
     dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 1 · 2 groups", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 1 · 2 groups", timeout=30)
     legend = dash_duo.find_element("#map-legend").text
     assert "g0" in legend and "g1" in legend
     time.sleep(1)
@@ -204,7 +239,7 @@ def test_hierarchical_colours_drawn_children_are_shades_of_parents(dash_duo, tmp
     thumb = dash_duo.find_element("#depth-slider [role=slider]")
     thumb.click()
     thumb.send_keys(Keys.ARROW_RIGHT)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2 · 4 groups", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 2 · 4 groups", timeout=30)
     time.sleep(1)
     at2 = point_pixels(dash_duo, map_image(dash_duo))
     h1 = np.array([hue_and_saturation(p) for p in at1])
@@ -238,14 +273,14 @@ def test_box_selection_fills_table_is_drawn_and_exports(dash_duo, cache_dir):
     # (selenium <= 4.2: the offset is from the element's top-left corner)
     ActionChains(dash_duo.driver).move_to_element_with_offset(area, 5, 5) \
         .click_and_hold().move_by_offset(w // 2, h // 2).release().perform()
-    dash_duo.wait_for_contains_text("#selection-info", "Selection:", timeout=30)
+    wait_for_text(dash_duo, "#selection-info", "Selection:", timeout=30)
     n_selected = int(dash_duo.find_element("#selection-info").text.split("Selection: ")[1].split()[0])
     assert 0 < n_selected < 400
     wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
     # the selected points are drawn in the selection colour
     wait_until(lambda: pixels_of(map_image(dash_duo), F.OVERLAY_COLOURS["selection"]) > before + 100, timeout=30)
     choose(dash_duo, "export-target", "Selected points (table)")
-    dash_duo.wait_for_contains_text("#export-format", "csv", timeout=30)
+    wait_for_text(dash_duo, "#export-format", "csv", timeout=30)
     dash_duo.find_element("#export-button").click()
     target = dash_duo.download_path
     files = wait_until(lambda: [f for f in os.listdir(target) if f.endswith("_selection.csv")], timeout=60)
@@ -262,7 +297,7 @@ def test_find_by_code_prefix_highlights_matches(dash_duo, cache_dir):
     start(dash_duo, cache_dir)
     box = dash_duo.find_element("#find-box")
     box.send_keys("0" + Keys.ENTER)           # every point whose first digit is 0
-    dash_duo.wait_for_contains_text("#find-info", "code prefix 0", timeout=30)
+    wait_for_text(dash_duo, "#find-info", "code prefix 0", timeout=30)
     found = int(dash_duo.find_element("#find-info").text.split(": ")[1].split()[0])
     assert 0 < found < 400
     wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
@@ -272,7 +307,7 @@ def test_find_by_code_prefix_highlights_matches(dash_duo, cache_dir):
     wait_until(lambda: pixels_of(map_image(dash_duo), F.OVERLAY_COLOURS["branch members"]) > 100, timeout=30)
     box.clear()
     box.send_keys("code: zz" + Keys.ENTER)
-    dash_duo.wait_for_contains_text("#find-info", "Cannot search", timeout=30)
+    wait_for_text(dash_duo, "#find-info", "Cannot search", timeout=30)
 
 
 def test_upload_stays_in_the_dataset_list_after_a_reload(dash_duo, tmp_path):
@@ -282,7 +317,7 @@ def test_upload_stays_in_the_dataset_list_after_a_reload(dash_duo, tmp_path):
     good.write_text("name,a,b,c\n" + "\n".join(f"row{i},{x:.3f},{y:.3f},{z:.3f}"
                                                for i, (x, y, z) in enumerate(rng.normal(size=(60, 3)))))
     dash_duo.find_element("#upload input[type=file]").send_keys(str(good))
-    dash_duo.wait_for_contains_text("#dataset-select", "mine.csv", timeout=60)
+    wait_for_text(dash_duo, "#dataset-select", "mine.csv", timeout=60)
     dash_duo.driver.refresh()
     dash_duo.wait_for_element("#dataset-select", timeout=60)
     dash_duo.find_element("#dataset-select").click()
@@ -314,7 +349,7 @@ def test_image_thumbnail_in_the_hover(dash_duo, tmp_path):
 def test_colour_by_label(dash_duo, cache_dir):
     start(dash_duo, cache_dir)
     choose(dash_duo, "colour-scheme", "colour: label")
-    dash_duo.wait_for_contains_text("#map-caption", "colour = label", timeout=30)
+    wait_for_text(dash_duo, "#map-caption", "colour = label", timeout=30)
     legend = dash_duo.find_element("#map-legend").text
     assert "g0000" in legend or "g1111" in legend                      # labels, not prefixes
     time.sleep(1)
@@ -337,10 +372,10 @@ def test_url_restores_depth_projection_and_branch_after_reload(dash_duo, cache_d
     thumb = dash_duo.find_element("#depth-slider [role=slider]")
     thumb.click()
     thumb.send_keys(Keys.ARROW_RIGHT)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=30)
+    wait_for_text(dash_duo, "#depth-label", "N = 2", timeout=30)
     slices = dash_duo.driver.find_elements("css selector", "#code-tree g.slice path.surface")
     ActionChains(dash_duo.driver).move_to_element(slices[1]).click().perform()
-    dash_duo.wait_for_contains_text("#selection-info", "Branch", timeout=30)
+    wait_for_text(dash_duo, "#selection-info", "Branch", timeout=30)
     branch_text = dash_duo.find_element("#selection-info").text
     def written():
         u = dash_duo.driver.current_url
@@ -348,17 +383,17 @@ def test_url_restores_depth_projection_and_branch_after_reload(dash_duo, cache_d
     url = wait_until(written)
     assert "projection=pca" in url and "model=hkm" in url
     dash_duo.driver.refresh()                                        # a reload
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=120)
-    dash_duo.wait_for_contains_text("#selection-info", branch_text, timeout=60)
+    wait_for_text(dash_duo, "#depth-label", "N = 2", timeout=120)
+    wait_for_text(dash_duo, "#selection-info", branch_text, timeout=60)
     dash_duo.driver.get(url.replace("projection=pca", "projection=tsne"))   # a pasted, edited link
-    dash_duo.wait_for_contains_text("#map-caption", "t-SNE", timeout=120)
-    dash_duo.wait_for_contains_text("#depth-label", "N = 2", timeout=60)
-    dash_duo.wait_for_contains_text("#selection-info", branch_text, timeout=60)
+    wait_for_text(dash_duo, "#map-caption", "t-SNE", timeout=120)
+    wait_for_text(dash_duo, "#depth-label", "N = 2", timeout=60)
+    wait_for_text(dash_duo, "#selection-info", branch_text, timeout=60)
     assert "Branch" in dash_duo.find_element("#selection-info").text
     wait_until(lambda: len(grid_rows(dash_duo, "entity-table")) > 0, timeout=30)
     # a hostile URL is ignored, the page still works
     dash_duo.driver.get(url.split("?")[0] + "?dataset=../../etc&depth=-7&branch=<b>&K=2.5")
-    dash_duo.wait_for_contains_text("#depth-label", "N = 1", timeout=120)
+    wait_for_text(dash_duo, "#depth-label", "N = 1", timeout=120)
 
 
 def test_tradeoff_chart_and_side_by_side_trees(dash_duo, tmp_path):
@@ -368,7 +403,7 @@ def test_tradeoff_chart_and_side_by_side_trees(dash_duo, tmp_path):
     wait_until(lambda: dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace"), timeout=30)
     choose(dash_duo, "model-select", "random")
     dash_duo.find_element("#train-button").click()
-    dash_duo.wait_for_contains_text("#status", "random trained", timeout=60)
+    wait_for_text(dash_duo, "#status", "random trained", timeout=60)
     traces = lambda: dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace")  # noqa: E731
     lines = wait_until(lambda: (lambda t: t if len(t) == 2 else None)(traces()), timeout=30)
     points = dash_duo.driver.find_elements("css selector", "#tradeoff .scatterlayer .trace path.point")
@@ -407,11 +442,11 @@ def test_upload_metadata_colours_the_map_and_tables_show_thumbnails(dash_duo, tm
     start(dash_duo, str(tmp_path / "cache"))
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.find_element("#upload input[type=file]").send_keys(str(path))
-    dash_duo.wait_for_contains_text("#dataset-select", "tagged.parquet", timeout=60)
-    dash_duo.wait_for_contains_text("#map-caption", "tagged.parquet", timeout=120)
+    wait_for_text(dash_duo, "#dataset-select", "tagged.parquet", timeout=60)
+    wait_for_text(dash_duo, "#map-caption", "tagged.parquet", timeout=120)
 
     choose(dash_duo, "colour-scheme", "colour: column kind")
-    dash_duo.wait_for_contains_text("#map-caption", "colour = column kind", timeout=60)
+    wait_for_text(dash_duo, "#map-caption", "colour = column kind", timeout=60)
     assert "left" in dash_duo.find_element("#map-legend").text
     time.sleep(1)
     drawn = point_pixels(dash_duo, map_image(dash_duo))
@@ -421,7 +456,7 @@ def test_upload_metadata_colours_the_map_and_tables_show_thumbnails(dash_duo, tm
     assert np.mean(np.abs(np.array(hues["left"]) - left) < 0.03) > 0.7
 
     choose(dash_duo, "colour-scheme", "colour: column score")
-    dash_duo.wait_for_contains_text("#map-caption", "colour = column score", timeout=60)
+    wait_for_text(dash_duo, "#map-caption", "colour = column score", timeout=60)
     time.sleep(1)
     drawn = point_pixels(dash_duo, map_image(dash_duo))
     order = np.argsort(xy[:, 0])
@@ -453,14 +488,14 @@ def test_a_slow_map_is_drawn_after_pca_without_blocking(dash_duo, tmp_path, monk
     monkeypatch.setattr(app.state, "INSTANT_ROWS", 100)
     application = create_app(cache_dir=str(tmp_path), default_dataset="mammals", controls=FAST)  # t-SNE map
     dash_duo.start_server(application)
-    dash_duo.wait_for_contains_text("#map-caption", "being computed in the background", timeout=120)
+    wait_for_text(dash_duo, "#map-caption", "being computed in the background", timeout=120)
     assert "PCA" in dash_duo.find_element("#map-caption").text
     n = application.workspace.dataset("mammals").n
     assert dash_duo.driver.execute_script(
         "return document.querySelector('#map .js-plotly-plot')._fullData[0].x.length") == n   # drawn meanwhile
     wait_until(lambda: "t-SNE" in dash_duo.find_element("#map-caption").text
                and "background" not in dash_duo.find_element("#map-caption").text, timeout=240)
-    dash_duo.wait_for_contains_text("#status", "map computed in", timeout=30)
+    wait_for_text(dash_duo, "#status", "map computed in", timeout=30)
 
 
 def test_a_file_over_the_limit_is_refused_in_the_page(dash_duo, cache_dir, tmp_path):
@@ -471,7 +506,7 @@ def test_a_file_over_the_limit_is_refused_in_the_page(dash_duo, cache_dir, tmp_p
     with open(big, "wb") as fh:
         fh.truncate(MAX_UPLOAD_BYTES + 1)
     dash_duo.find_element("#upload input[type=file]").send_keys(str(big))
-    dash_duo.wait_for_contains_text("#upload-error", "Upload rejected: 'big.csv' is 50.0 MB", timeout=30)
+    wait_for_text(dash_duo, "#upload-error", "Upload rejected: 'big.csv' is 50.0 MB", timeout=30)
     assert dash_duo.find_element("#upload-error").is_displayed()
     assert "the limit is 50.0 MB" in dash_duo.find_element("#upload-error").text
 
@@ -495,7 +530,7 @@ def test_an_upload_over_the_old_200k_row_limit_is_drawn_at_once(dash_duo, tmp_pa
     dash_duo.wait_for_element("#map-legend .legend-item", timeout=120)
     started = time.time()
     dash_duo.find_element("#upload input[type=file]").send_keys(str(path))
-    dash_duo.wait_for_contains_text("#map-caption", "big.parquet", timeout=240)
+    wait_for_text(dash_duo, "#map-caption", "big.parquet", timeout=240)
     assert "coloured by label (codes are being trained)" in dash_duo.find_element("#map-caption").text
     drawn = wait_until(lambda: dash_duo.driver.execute_script(
         "var gd = document.querySelector('#map .js-plotly-plot');"
@@ -514,8 +549,8 @@ def test_the_other_papers_coders_train_from_the_menu(dash_duo, tmp_path, model):
     app = create_app(cache_dir=str(tmp_path), default_dataset="synthetic", dataset_options=SMALL,
                      controls={"model": model, "epochs": 3, "K": 4, "D": 4}, projection="pca")
     dash_duo.start_server(app)
-    dash_duo.wait_for_contains_text("#map-caption", f"shared first-N code prefix of {model}", timeout=240)
-    dash_duo.wait_for_contains_text("#status", "codes ready", timeout=60)
+    wait_for_text(dash_duo, "#map-caption", f"shared first-N code prefix of {model}", timeout=240)
+    wait_for_text(dash_duo, "#status", "codes ready", timeout=60)
     assert len(dash_duo.find_elements("#map-legend .legend-item")) >= 2      # its codes split the data
     drawn = point_pixels(dash_duo, map_image(dash_duo))
     assert len({tuple(int(v) // 24 for v in rgb) for rgb in drawn}) >= 2    # in at least two colours

@@ -4,15 +4,15 @@ The hazard (hkd_core/jobs.py): a background job started by fork() while a reques
 inside OpenBLAS (t-SNE's neighbour search for the first map) could hang the child and the page.
 Each start here is a fresh process on a fresh cache, so the first map (t-SNE of the 1,182 mammals)
 and the first HKD training job race exactly as on a user's first visit. HKD_COLD_STARTS sets the
-count (default 20; bench/cold_starts.py runs the same loop outside pytest).
+count (default 20).
 """
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 
+from diagnostics import descendants, job_processes, process_report, stop_jobs
 
 COLD_STARTS = int(os.environ.get("HKD_COLD_STARTS", "20"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,45 +38,6 @@ def wait_for(fn, timeout, what):
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below pid (the server's forkserver and its jobs), read from /proc."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children") as fh:
-                    kids = [int(k) for k in fh.read().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
-def process_report(pid: int) -> str:
-    """What the server and its children are doing: state and command line of each, and their
-    Python and native stacks when py-spy is installed - so a hang says where it hangs."""
-    lines = []
-    for p in [pid] + descendants(pid):
-        try:
-            with open(f"/proc/{p}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-            with open(f"/proc/{p}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:160]
-        except OSError:
-            continue
-        lines.append(f"pid {p} state {state}: {cmd}")
-        if shutil.which("py-spy"):
-            try:
-                dump = subprocess.run(["py-spy", "dump", "--native", "--pid", str(p)], capture_output=True,
-                                      text=True, timeout=60)
-                lines.append((dump.stdout or dump.stderr)[-4000:])
-            except (OSError, subprocess.SubprocessError) as err:
-                lines.append(f"py-spy dump failed: {err}")
-    return "\n".join(lines)
 
 
 def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
@@ -149,9 +110,29 @@ def test_process_report_names_the_children(tmp_path):
         report = process_report(parent.pid)
         assert f"pid {parent.pid} state" in report
         assert "sleep 30" in report
+        python_only = process_report(parent.pid, python_only=True)
+        assert f"pid {parent.pid} state" in python_only and "sleep 30" not in python_only
     finally:
         os.killpg(parent.pid, 9)
         parent.wait(10)
+
+
+def test_stop_jobs_stops_a_job_left_running():
+    """The browser tests' guard: a job process of the forkserver still running after its test is
+    found and stopped; the forkserver itself is left alone."""
+    from hkd_core.jobs import job_context
+
+    job = job_context("forkserver").Process(target=time.sleep, args=(60,))
+    job.start()
+    try:
+        wait_for(lambda: job.pid in job_processes(os.getpid()), 30, "the job below the forkserver")
+        assert stop_jobs(os.getpid()) == [job.pid]
+        job.join(10)
+        assert job.exitcode == -9
+        assert job_processes(os.getpid()) == []
+    finally:
+        if job.is_alive():
+            job.kill()
 
 
 PRELOAD_PROBE = """
