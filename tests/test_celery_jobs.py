@@ -100,7 +100,7 @@ def start_worker(redis_url: str, cache_dir: str, log_path, node: str) -> subproc
                             start_new_session=True)
 
 
-def test_a_training_job_waits_for_a_worker_then_runs_in_it(redis_url, tmp_path):
+def test_a_training_job_waits_for_a_worker_then_runs_in_it(redis_url, tmp_path, monkeypatch):
     cache_dir = str(tmp_path / "cache")
     app = create_app(cache_dir=cache_dir, default_dataset="synthetic", controls={"model": "hkd"},
                      projection="pca", jobs="celery", redis_url=redis_url)
@@ -161,8 +161,15 @@ def test_a_training_job_waits_for_a_worker_then_runs_in_it(redis_url, tmp_path):
                 assert task in log, log[-3000:]
         # and it ran the training task (it logs that after the task returned, so maybe a moment later)
         wait_for(lambda: "succeeded" in log_path.read_text(), 60, "the worker's 'succeeded' line")
-        # the job is done: the watchdog has nothing to say
+        # the job is done: within the grace the watchdog has nothing to say; past it, a page that
+        # still waits (its poll broke off) is handed the stored result, never told the job died
+        from app.views import training
+
+        monkeypatch.setattr(training, "RESULT_PICKUP_GRACE_S", 3600)
         assert client.call("..train-button.disabled", watchdog)[0] == 204
+        monkeypatch.setattr(training, "RESULT_PICKUP_GRACE_S", 0)
+        code, answer = client.call("..train-button.disabled", watchdog)
+        assert code == 200 and json.loads(answer)["response"]["result-key"]["data"]["key"] == request["key"], answer
 
         # a training marker of a Celery task on another machine is asked about through Celery, not by pid:
         # this worker answers without that task, so it is not training it; a worker that does not answer

@@ -213,6 +213,30 @@ def test_a_dead_training_job_gives_the_train_button_back(server):
     assert status == 204
 
 
+def test_a_result_the_page_never_received_is_shown_by_the_watchdog(server, result, monkeypatch):
+    """The job stored its result but the page's poll of the job broke off (a failed request, a
+    server thread gone): the page would wait forever with Train disabled. Past a grace time the
+    watchdog shows the stored result and gives the button back."""
+    import time
+
+    from app.views import training
+
+    request = {"key": result["key"], "model": "hkm", "dataset": "synthetic", "asked": time.time() - 60}
+    values = {"job-watchdog.n_intervals": 3, "train-request.data": request, "train-button.disabled": True}
+    monkeypatch.setattr(training, "RESULT_PICKUP_GRACE_S", 3600)
+    status, _ = server.callback("..train-button.disabled", values)
+    assert status == 204                          # just stored: the job's own reply is on its way
+    monkeypatch.setattr(training, "RESULT_PICKUP_GRACE_S", 0)
+    status, text = server.callback("..train-button.disabled", values)
+    assert status == 200, text
+    response = json.loads(text)["response"]
+    assert response["result-key"]["data"] == {"key": result["key"], "dataset": "synthetic", "model": "hkm"}
+    assert response["train-button"]["disabled"] is False and response["cancel-button"]["disabled"] is True
+    assert "codes ready" in response["status"]["children"]
+    status, _ = server.callback("..train-button.disabled", dict(values, **{"train-button.disabled": False}))
+    assert status == 204                          # a page that is not waiting is left alone
+
+
 def test_a_request_the_page_never_sends_gets_400_with_a_sentence(server):
     status, text = server.post("/_dash-update-component", b'{"output": "no-such.prop", "inputs": []}')
     assert status == 400 and text.startswith("Bad request: the server could not read it")

@@ -4,7 +4,8 @@ when a job's process died.
 
     request_model   Train / auto-request -> result-key (cached or fast model) and/or train-request
     train_job       (background, forkserver: hkd_core/jobs.py) train-request -> result-key, progress bar
-    watch_training  job-watchdog tick -> the Train button back if the job's process is gone
+    watch_training  job-watchdog tick -> the Train button back if the job's process is gone, and a
+                    finished job's result shown if the page never got it
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from hkd_core.models import MODEL_NAMES
 FAST_MODELS = ("hkm", "random")
 JOB_START_GRACE_S = 90     # a job's process may take this long to start (forkserver, data loading);
                            # a Celery job queued in Redis is told apart from a dead one (celery_waiting)
+RESULT_PICKUP_GRACE_S = 20  # a stored result the page has not received this long after it was written
+                            # (Dash's poll of the job failed or stopped) is shown by the watchdog
 
 
 def celery_waiting(probe, request: dict) -> str | None:
@@ -171,24 +174,33 @@ def register(app, ws: Workspace, background_manager):
         Output("train-progress", "className", allow_duplicate=True),
         Output("progress-text", "children", allow_duplicate=True),
         Output("status", "children", allow_duplicate=True),
+        Output("result-key", "data", allow_duplicate=True),
         Input("job-watchdog", "n_intervals"), State("train-request", "data"), State("train-button", "disabled"),
         prevent_initial_call=True,
     )
     def watch_training(_n, request, busy):
         """The Train button stays disabled while a job runs; if the job's process is gone (its
-        marker's pid is dead or it never started) and it left no result, give the button back."""
+        marker's pid is dead or it never started) and it left no result, give the button back.
+        If the job stored its result but the page never received it (Dash's poll of the job
+        failed or stopped), show that result."""
         if not busy or not request or not request.get("key"):
             raise PreventUpdate
+        if ws.has_result(request["key"]):
+            stored = (ws.result(request["key"]) or {}).get("meta", {})
+            if time.time() - float(stored.get("created") or time.time()) < RESULT_PICKUP_GRACE_S:
+                raise PreventUpdate           # just stored: the job's own reply is on its way
+            msg = f"{request.get('model', '')} trained, codes ready"
+            return (False, True, "progress", msg, f"{ws.display_name(str(request.get('dataset')))}: {msg}",
+                    {"key": request["key"], "dataset": request.get("dataset"), "model": request.get("model")})
         asked = request.get("asked") or 0
-        if time.time() - float(asked) < JOB_START_GRACE_S or ws.has_result(request["key"]) \
-                or ws.training_alive(request["key"]):
+        if time.time() - float(asked) < JOB_START_GRACE_S or ws.training_alive(request["key"]):
             raise PreventUpdate
         if ws.job_probe is not None:
             waiting = celery_waiting(ws.job_probe, request)
             if waiting == "":
                 raise PreventUpdate           # a worker holds the job: it has not written its marker yet
             if waiting:
-                return no_update, no_update, no_update, waiting, waiting
+                return no_update, no_update, no_update, waiting, waiting, no_update
         msg = (f"The {request.get('model', '')} training job stopped without a result (its process ended: "
                "a server restart or a kill); press Train to start it again")
-        return False, True, "progress", msg, msg
+        return False, True, "progress", msg, msg, no_update
