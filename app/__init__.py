@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 
+# what a training or map job runs (its function lives in the views): imported by the forkserver
+# once, not by each job
+JOB_PRELOAD = ("app.views",)
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 
 
@@ -85,8 +88,10 @@ def create_app(cache_dir: str | None = None, default_dataset: str = "mammals",
         manager = celery_manager(redis_url, ping=False)
         ws.job_probe = CeleryJobProbe(manager.handle)
     else:
-        # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py)
-        manager = background_manager(os.path.join(ws.cache_dir, "jobs"))
+        # jobs start from a forkserver, never by forking this threaded server (hkd_core/jobs.py);
+        # it starts now and imports the job code (JOB_PRELOAD) while the server starts and
+        # draws its first page, so the first training job does not wait for those imports
+        manager = background_manager(os.path.join(ws.cache_dir, "jobs"), preload=JOB_PRELOAD, start=True)
     app = Dash(__name__, title=title, assets_folder=ASSETS_DIR, background_callback_manager=manager,
                serve_locally=True, update_title=None, on_error=callback_error_to_status)
     # a hard cap on any request body: an upload arrives base64-encoded (4/3 of its size) inside

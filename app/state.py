@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from hkd_core.projection import PROJECTION_VERSION
 from hkd_core.store import ArtefactStore, dataset_fingerprint, model_key, projection_key
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hkd_cache")
@@ -153,6 +154,7 @@ class Workspace:
         self._results = Memo(8)            # result key -> {codes, metrics, meta}
         self._derived = Memo(32)           # (result key, what) -> prefix index, colours, payloads...
         self._lock = threading.RLock()
+        self._computing: dict[str, threading.Lock] = {}   # key -> lock of the one request computing it
         self.job_probe = None              # Celery mode: hkd_core.jobs.CeleryJobProbe (create_app)
 
     # A Workspace crosses to a background job process as its configuration: the job opens the
@@ -349,7 +351,7 @@ class Workspace:
     def _projection_key(self, dataset_key: str, method: str) -> str:
         ds = self.dataset(dataset_key)
         return projection_key(self.fingerprint(dataset_key), method,
-                              {"seed": 0, "perplexity": 30.0, "metric": ds.metric})
+                              {"seed": 0, "perplexity": 30.0, "metric": ds.metric, "version": PROJECTION_VERSION})
 
     def has_projection(self, dataset_key: str, method: str) -> bool:
         return self._projection_key(dataset_key, method) in self.store
@@ -374,9 +376,19 @@ class Workspace:
         key = self._projection_key(dataset_key, method)
         xy = self.store.get_projection(key)
         if xy is None:
-            xy = project(ds.X, method=method, metric=ds.metric, seed=0, perplexity=30.0)
-            self.store.put_projection(key, xy)
+            # one computation per map: a second request for it (the preview's render and the
+            # trained model's render of a first visit) waits for the first instead of
+            # computing the same t-SNE beside it on the same cores
+            with self._computing_lock(key):
+                xy = self.store.get_projection(key)
+                if xy is None:
+                    xy = project(ds.X, method=method, metric=ds.metric, seed=0, perplexity=30.0)
+                    self.store.put_projection(key, xy)
         return xy
+
+    def _computing_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._computing.setdefault(key, threading.Lock())
 
     def derived(self, key: tuple, build):
         """Small in-memory memo for per-result derived data (prefix index, code strings...)."""

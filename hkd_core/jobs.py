@@ -6,9 +6,11 @@ server. The server is multi-threaded: while one request thread is inside OpenBLA
 no thread to release them, and the child hangs in the library's fork handler - then so does the
 page waiting for it (seen in 1 of 8 cold starts).
 
-``SafeDiskcacheManager`` starts jobs through a *forkserver* instead: a fresh, single-threaded
-interpreter (started by exec, not fork, on first use) that imports the heavy libraries once and
-forks each job from its own idle state. Jobs start fast and never see another thread's locks. The
+``SafeDiskcacheManager`` starts jobs through a *forkserver* instead: a fresh interpreter (started
+by exec, not fork, when the app starts) that imports the heavy libraries once and forks each job
+from its own idle state. Its only other threads are the libraries' own idle ones (OpenBLAS
+workers, pyarrow's jemalloc purge thread), never inside a call, and each library prepares them for
+a fork itself (tests/test_cold_start.py checks that the preloads start nothing else). Jobs start fast and never see another thread's locks. The
 job function and its arguments cross to it pickled by ``dill`` (Dash's ``multiprocess``), so what a
 job closes over must be picklable (app/state.Workspace pickles as its configuration).
 
@@ -39,25 +41,36 @@ PRELOAD_MODULES = ("numpy", "torch", "torch._dynamo", "sklearn.cluster", "hkd_co
 START_METHODS = ("forkserver", "spawn")
 
 
-def job_context(method: str = "forkserver"):
-    """A ``multiprocess`` context whose processes do not inherit this process's threads."""
+def job_context(method: str = "forkserver", preload: tuple[str, ...] = ()):
+    """A ``multiprocess`` context whose processes do not inherit this process's threads;
+    ``preload`` names modules the forkserver imports too (the caller's job code)."""
     import multiprocess
 
     if method not in START_METHODS:
         raise ValueError(f"job start method must be one of {START_METHODS}, got {method!r}")
     ctx = multiprocess.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(list(PRELOAD_MODULES))
+        ctx.set_forkserver_preload(list(dict.fromkeys(PRELOAD_MODULES + tuple(preload))))
     return ctx
 
 
 class SafeDiskcacheManager(DiskcacheManager):
     """Dash's diskcache background-callback manager with jobs started by forkserver (or spawn)."""
 
-    def __init__(self, cache=None, cache_by=None, expire=None, start_method: str = "forkserver"):
+    def __init__(self, cache=None, cache_by=None, expire=None, start_method: str = "forkserver",
+                 preload: tuple[str, ...] = ()):
         super().__init__(cache, cache_by=cache_by, expire=expire)
         self.start_method = start_method
-        self._context = job_context(start_method)
+        self._context = job_context(start_method, preload)
+
+    def start(self) -> None:
+        """Start the forkserver now rather than at the first job, so its imports (about 10 CPU s:
+        torch, torch._dynamo, scikit-learn) overlap the server's start-up and first page instead
+        of delaying the first training job. Safe from any thread: it is started by exec."""
+        if self.start_method == "forkserver":
+            from multiprocess import forkserver
+
+            forkserver.ensure_running()
 
     def call_job_fn(self, key, job_fn, args, context):
         process = self._context.Process(target=job_fn, args=(key, self._make_progress_key(key), args, context))
@@ -65,10 +78,15 @@ class SafeDiskcacheManager(DiskcacheManager):
         return process.pid
 
 
-def background_manager(jobs_dir: str, start_method: str = "forkserver") -> SafeDiskcacheManager:
-    """The app's manager: its cache lives in ``jobs_dir`` so every job process finds it."""
+def background_manager(jobs_dir: str, start_method: str = "forkserver", preload: tuple[str, ...] = (),
+                       start: bool = False) -> SafeDiskcacheManager:
+    """The app's manager: its cache lives in ``jobs_dir`` so every job process finds it;
+    ``start`` starts its forkserver at once (SafeDiskcacheManager.start)."""
     os.makedirs(jobs_dir, exist_ok=True)
-    return SafeDiskcacheManager(diskcache.Cache(jobs_dir), start_method=start_method)
+    manager = SafeDiskcacheManager(diskcache.Cache(jobs_dir), start_method=start_method, preload=preload)
+    if start:
+        manager.start()
+    return manager
 
 
 # -- Celery mode ------------------------------------------------------------------------------------

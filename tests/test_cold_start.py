@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 from diagnostics import descendants, job_processes, process_report, stop_jobs
 
@@ -49,13 +50,19 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     started = time.time()
     try:
-        def page_loads():
+        url = f"http://127.0.0.1:{port}/"
+
+        def server_answers():
             try:
-                driver.get(f"http://127.0.0.1:{port}/")
-                return driver.find_elements("css selector", "#status")
-            except Exception:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return response.status == 200
+            except OSError:
                 return False
-        wait_for(page_loads, 60, "the page")
+        # the server first, then the page once: reloading a page that has not finished drawing
+        # starts it again each time, and on two busy cores it may never finish
+        wait_for(server_answers, 120, "the server")
+        driver.get(url)
+        wait_for(lambda: driver.find_elements("css selector", "#status"), 60, "the page")
         text = lambda sel: driver.find_element("css selector", sel).text  # noqa: E731
 
         def wait_or_report(fn, what):
@@ -146,18 +153,25 @@ def state():
     return {"native_threads": len(os.listdir("/proc/self/task")), "python_threads": threading.active_count(),
             "children": len(children)}
 
-for name in PRELOAD_MODULES:
-    if name != "torch._dynamo":
-        importlib.import_module(name)
+from app import JOB_PRELOAD
+
+# libraries that start their own idle threads when loaded: numpy's and scipy's OpenBLAS (workers)
+# and pyarrow's jemalloc (a background purge thread; pandas imports pyarrow). No BLAS call and no
+# Arrow allocation ever runs in the forkserver, and each library prepares its threads for a fork
+# itself (its pthread_atfork handlers)
+import numpy, scipy.linalg, pyarrow
 before = state()
-importlib.import_module("torch._dynamo")
+for name in PRELOAD_MODULES + JOB_PRELOAD:
+    importlib.import_module(name)
 print(json.dumps({"before": before, "after": state()}))
 """
 
 
 def test_the_forkserver_preload_starts_no_thread_or_process():
-    """What the forkserver imports must leave it a process that is safe to fork: torch._dynamo's
-    import (preloaded so no job pays it) adds no thread, Python or native, and no child process."""
+    """What the forkserver imports must leave it a process that is safe to fork: beyond the idle
+    threads of OpenBLAS and jemalloc, its preloads (torch and torch._dynamo, scikit-learn, the
+    app's views, imported once so no job pays them) start no thread, Python or native, and no
+    child process."""
     out = subprocess.run([sys.executable, "-c", PRELOAD_PROBE], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, check=True).stdout
     import json
@@ -165,6 +179,24 @@ def test_the_forkserver_preload_starts_no_thread_or_process():
     got = json.loads(out.strip().splitlines()[-1])
     assert got["after"] == got["before"], got
     assert got["after"]["python_threads"] == 1 and got["after"]["children"] == 0
+
+
+EAGER_PROBE = """
+import os, sys, tempfile
+from app import create_app
+create_app(cache_dir=tempfile.mkdtemp(), default_dataset="synthetic", controls={"model": "hkm"})
+sys.path.insert(0, "tests")
+from diagnostics import descendants
+print([open(f"/proc/{p}/cmdline").read().replace(chr(0), " ")[:80] for p in descendants(os.getpid())])
+"""
+
+
+def test_the_app_starts_its_forkserver_before_the_first_job():
+    """The forkserver's imports (about 10 CPU s) overlap the server's start-up: it runs as soon
+    as the app is built, before any job asks for it."""
+    out = subprocess.run([sys.executable, "-c", EAGER_PROBE], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert "multiprocess.forkserver" in out.strip().splitlines()[-1], out
 
 
 def _dynamo_loaded(queue_dir):
