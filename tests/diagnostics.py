@@ -86,3 +86,33 @@ def stop_jobs(pid: int, timeout: float = 10.0) -> list[int]:
     while time.time() < end and any(_state_and_command(j) and _state_and_command(j)[0] != "Z" for j in jobs):
         time.sleep(0.1)
     return jobs
+
+
+def track_requests(driver) -> None:
+    """Keep the browser's record of every request from now on (its default buffer stops at 250)."""
+    driver.execute_script("performance.setResourceTimingBufferSize(100000);")
+
+
+def page_report(driver, selectors=("#status", "#progress-text", "#train-status", "#map-caption")) -> str:
+    """What the page shows and does: the texts of ``selectors``, whether Train is disabled, the
+    page's last requests (is Dash still polling?) and the browser console's messages."""
+    lines = []
+    try:
+        for selector in selectors:
+            found = driver.find_elements("css selector", selector)
+            lines.append(f"{selector}: {found[0].text!r}" if found else f"{selector}: (absent)")
+        lines.append("train button disabled: " + str(driver.execute_script(
+            "var b = document.getElementById('train-button'); return b ? b.disabled : null;")))
+        lines.append("page age and its last requests (ms since load: start - end, url):")
+        recent = driver.execute_script(
+            "return [Math.round(performance.now())].concat(performance.getEntriesByType('resource').slice(-12)"
+            ".map(e => Math.round(e.startTime) + ' - ' + Math.round(e.responseEnd) + ' ' + e.name.split('/').pop()));")
+        lines += [f"  {r}" for r in recent]
+    except Exception as err:       # a page that cannot be asked is itself the finding
+        lines.append(f"the page did not answer: {type(err).__name__}: {err}")
+    try:
+        for entry in driver.get_log("browser")[-20:]:
+            lines.append(f"console {entry.get('level')}: {entry.get('message', '')[:500]}")
+    except Exception as err:
+        lines.append(f"no console log: {type(err).__name__}")
+    return "\n".join(lines)

@@ -18,22 +18,10 @@ from app import create_app
 from app import figures as F
 from hkd_core.datasets import DATASETS
 
-from diagnostics import process_report, stop_jobs
+from diagnostics import page_report, process_report, stop_jobs
 
 SMALL = {"synthetic": {"n_per_cluster": 25}}
 FAST = {"model": "hkm"}
-
-
-PAGE_STATE = ("#status", "#progress-text", "#train-status", "#map-caption", "#upload-error")
-
-
-def page_state(dash_duo) -> str:
-    said = []
-    for selector in PAGE_STATE:
-        found = dash_duo.driver.find_elements("css selector", selector)
-        if found:
-            said.append(f"{selector} {found[0].text!r}")
-    return ", ".join(said)
 
 
 def wait_for_text(dash_duo, selector, text, timeout=30):
@@ -42,7 +30,7 @@ def wait_for_text(dash_duo, selector, text, timeout=30):
     try:
         return dash_duo.wait_for_contains_text(selector, text, timeout=timeout)
     except TimeoutException as err:
-        raise AssertionError(f"{err.msg}\nthe page says: {page_state(dash_duo)}\n"
+        raise AssertionError(f"{err.msg}\nthe page:\n{page_report(dash_duo.driver)}\n"
                              f"{process_report(os.getpid(), python_only=True)}") from None
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 
-from diagnostics import descendants, job_processes, process_report, stop_jobs
+from diagnostics import descendants, job_processes, page_report, process_report, stop_jobs, track_requests
 
 COLD_STARTS = int(os.environ.get("HKD_COLD_STARTS", "20"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,8 +46,13 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
     # busy cores; it is not a speed limit (speed is measured in bench/, never asserted here).
     """One fresh server: the page loads, the t-SNE map is drawn and the HKD job finishes."""
     port = free_port()
+    # the server's log (werkzeug writes a line per request) to a file: a pipe nobody reads would
+    # block the server once it is full, and the file says which requests arrived before a hang
+    log_path = cache_dir.rstrip("/") + ".server.log"
+    log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-c", SERVER, cache_dir, str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
     started = time.time()
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -62,6 +67,7 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
         # starts it again each time, and on two busy cores it may never finish
         wait_for(server_answers, 120, "the server")
         driver.get(url)
+        track_requests(driver)
         wait_for(lambda: driver.find_elements("css selector", "#status"), 60, "the page")
         text = lambda sel: driver.find_element("css selector", sel).text  # noqa: E731
 
@@ -69,8 +75,10 @@ def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
             try:
                 wait_for(fn, timeout, what)
             except AssertionError as err:
-                raise AssertionError(f"{err} (start {os.path.basename(cache_dir)}); the page says "
-                                     f"{text('#status')!r}, map {text('#map-caption')!r}\n"
+                with open(log_path, errors="replace") as fh:
+                    server_log = "".join(fh.readlines()[-40:])
+                raise AssertionError(f"{err} (start {os.path.basename(cache_dir)}); the page:\n"
+                                     f"{page_report(driver)}\nthe server's last log lines:\n{server_log}\n"
                                      f"{process_report(proc.pid)}") from None
         wait_or_report(lambda: "hkd trained" in text("#status") or "failed" in text("#status"),
                        "the HKD training job")

@@ -233,8 +233,19 @@ def test_a_result_the_page_never_received_is_shown_by_the_watchdog(server, resul
     assert response["result-key"]["data"] == {"key": result["key"], "dataset": "synthetic", "model": "hkm"}
     assert response["train-button"]["disabled"] is False and response["cancel-button"]["disabled"] is True
     assert "codes ready" in response["status"]["children"]
-    status, _ = server.callback("..train-button.disabled", dict(values, **{"train-button.disabled": False}))
-    assert status == 204                          # a page that is not waiting is left alone
+    idle = {"train-button.disabled": False}
+    # the job's reply was dropped with the button already given back: a page still showing the
+    # data set's quick preview (or label view) is shown the result it asked for
+    for shown in ({"key": "result:preview", "dataset": "synthetic", "model": "hkm", "preview": True},
+                  {"key": None, "dataset": "synthetic", "model": None, "preview": True}):
+        status, text = server.callback("..train-button.disabled", dict(values, **idle, **{"result-key.data": shown}))
+        assert status == 200 and json.loads(text)["response"]["result-key"]["data"]["key"] == result["key"], text
+    # a page that is not waiting, or shows a result the user chose, is left alone
+    chosen = {"key": "result:chosen", "dataset": "synthetic", "model": "hkd"}
+    for page in (idle, dict(idle, **{"result-key.data": chosen}),
+                 dict(idle, **{"result-key.data": {"key": None, "dataset": "other", "preview": True}})):
+        status, _ = server.callback("..train-button.disabled", dict(values, **page))
+        assert status == 204
 
 
 def test_a_request_the_page_never_sends_gets_400_with_a_sentence(server):

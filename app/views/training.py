@@ -176,14 +176,21 @@ def register(app, ws: Workspace, background_manager):
         Output("status", "children", allow_duplicate=True),
         Output("result-key", "data", allow_duplicate=True),
         Input("job-watchdog", "n_intervals"), State("train-request", "data"), State("train-button", "disabled"),
+        State("result-key", "data"),
         prevent_initial_call=True,
     )
-    def watch_training(_n, request, busy):
+    def watch_training(_n, request, busy, shown=None):
         """The Train button stays disabled while a job runs; if the job's process is gone (its
         marker's pid is dead or it never started) and it left no result, give the button back.
         If the job stored its result but the page never received it (Dash's poll of the job
-        failed or stopped), show that result."""
-        if not busy or not request or not request.get("key"):
+        failed or stopped, or Dash dropped the job's reply), show that result: to a page still
+        busy with the job, or still showing the quick preview (or the label view) of that data
+        set - never in place of a result the user chose."""
+        if not request or not request.get("key"):
+            raise PreventUpdate
+        previewing = (isinstance(shown, dict) and (shown.get("preview") or not shown.get("key"))
+                      and shown.get("dataset") == request.get("dataset") and shown.get("key") != request["key"])
+        if not (busy or previewing):
             raise PreventUpdate
         if ws.has_result(request["key"]):
             stored = (ws.result(request["key"]) or {}).get("meta", {})
@@ -193,7 +200,7 @@ def register(app, ws: Workspace, background_manager):
             return (False, True, "progress", msg, f"{ws.display_name(str(request.get('dataset')))}: {msg}",
                     {"key": request["key"], "dataset": request.get("dataset"), "model": request.get("model")})
         asked = request.get("asked") or 0
-        if time.time() - float(asked) < JOB_START_GRACE_S or ws.training_alive(request["key"]):
+        if not busy or time.time() - float(asked) < JOB_START_GRACE_S or ws.training_alive(request["key"]):
             raise PreventUpdate
         if ws.job_probe is not None:
             waiting = celery_waiting(ws.job_probe, request)
