@@ -24,7 +24,8 @@ FAST_MODELS = ("hkm", "random")
 JOB_START_GRACE_S = 90     # a job's process may take this long to start (forkserver, data loading);
                            # a Celery job queued in Redis is told apart from a dead one (celery_waiting)
 RESULT_PICKUP_GRACE_S = 20  # a stored result the page has not received this long after it was written
-                            # (Dash's poll of the job failed or stopped) is shown by the watchdog
+                            # (Dash's poll of the job failed, or Dash dropped the reply) is shown by
+                            # the watchdog
 
 
 def celery_waiting(probe, request: dict) -> str | None:
