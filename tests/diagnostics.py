@@ -1,4 +1,4 @@
-"""What the test's server and its job processes are doing when a wait times out.
+"""Waiting on a test's server, and what it and its job processes are doing when a wait times out.
 
 A browser test or a cold start that waits for a background job cannot tell a slow job from a hung
 one; on a timeout these helpers say which: each process's state and command line and, when py-spy
@@ -8,7 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if fn():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def descendants(pid: int) -> list[int]:
@@ -74,7 +91,6 @@ def stop_jobs(pid: int, timeout: float = 10.0) -> list[int]:
     """Kill the background jobs below pid that are still running (a test's server is gone, so its
     jobs must not share the two cores with the next test); the pids killed."""
     import signal
-    import time
 
     jobs = job_processes(pid)
     for job in jobs:
@@ -82,8 +98,12 @@ def stop_jobs(pid: int, timeout: float = 10.0) -> list[int]:
             os.kill(job, signal.SIGKILL)
         except OSError:
             pass
+
+    def running(job):
+        found = _state_and_command(job)
+        return found is not None and found[0] != "Z"
     end = time.time() + timeout
-    while time.time() < end and any(_state_and_command(j) and _state_and_command(j)[0] != "Z" for j in jobs):
+    while time.time() < end and any(map(running, jobs)):
         time.sleep(0.1)
     return jobs
 

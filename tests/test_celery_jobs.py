@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import time
 import pytest
 from app import create_app
 from app.client import CallbackClient, LoopbackServer
+from diagnostics import free_port, wait_for
 from hkd_core.jobs import JobsConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,19 +33,6 @@ CONTROLS = {"model-select": "hkd", "param-K": 4, "param-D": 4, "param-alpha": 1.
             "param-perplexity": 10.0, "param-epochs": 2, "param-kmeans": 20, "param-random": 20}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(fn, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        if fn():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stop(proc: subprocess.Popen, timeout: float = 15):

@@ -7,13 +7,13 @@ and the first HKD training job race exactly as on a user's first visit. HKD_COLD
 count (default 20).
 """
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-from diagnostics import descendants, job_processes, page_report, process_report, stop_jobs, track_requests
+from diagnostics import (descendants, free_port, job_processes, page_report, process_report, stop_jobs,
+                         track_requests, wait_for)
 
 COLD_STARTS = int(os.environ.get("HKD_COLD_STARTS", "20"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,19 +26,6 @@ app.run(host="127.0.0.1", port=int(sys.argv[2]), debug=False)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(fn, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if fn():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def cold_start(driver, cache_dir: str, timeout: float = 600) -> float:
